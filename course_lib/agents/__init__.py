@@ -1,0 +1,26 @@
+"""The course's agents, by name. Each module has a ``Config``-derived class, ``train``
+and ``BENCHMARKS``; :data:`ALGORITHMS` maps the command-line name to them."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    module: str
+    config: str
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+    @property
+    def config_class(self):
+        return getattr(self.load(), self.config)
+
+
+ALGORITHMS = {
+    "ppo": Algorithm("ppo", "course_lib.agents.ppo", "PPOConfig"),
+}

@@ -1,0 +1,285 @@
+"""Metrics: a JSONL log per run, a progress bar, episode bookkeeping and learning curves."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+
+# Keys whose values depend on the machine's speed, not on the run's arithmetic. A resumed
+# run matches an uninterrupted one in everything else.
+TIMING_KEYS = frozenset({"wall_time", "steps_per_second", "time_acting", "time_learning"})
+
+
+class MetricsLogger:
+    """Appends one JSON object per line to ``path``.
+
+    ``position()`` is the byte offset after the last complete line; a checkpoint stores
+    it and a resumed run passes it back as ``truncate_to`` so that lines written after
+    the checkpoint (which the resumed run will write again) are dropped first.
+    """
+
+    def __init__(self, path: str | os.PathLike, truncate_to: int | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if truncate_to is None:
+            self._file = open(self.path, "w", encoding="utf-8")
+        else:
+            self._file = open(self.path, "a+", encoding="utf-8")
+            self._file.truncate(truncate_to)
+            self._file.seek(truncate_to)
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        self._file.write(json.dumps({k: _plain(v) for k, v in row.items()}) + "\n")
+        self._file.flush()
+
+    def position(self) -> int:
+        self._file.flush()
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly scalars: tensors and NumPy numbers become Python numbers, NaN becomes null."""
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl`` file (a run directory works too)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+class EpisodeTracker:
+    """Running returns of N parallel environments, kept on their device.
+
+    ``step(reward, done)`` adds each reward to its environment's running return and
+    records the returns (and lengths) of the episodes that ended. Nothing leaves the
+    device until ``drain()``, so a GPU rollout needs one transfer per rollout, not
+    one per step. ``recent`` keeps the last ``window`` finished episodes.
+    """
+
+    def __init__(self, num_envs: int, device: torch.device, window: int = 20):
+        self.returns = torch.zeros(num_envs, device=device)
+        self.lengths = torch.zeros(num_envs, dtype=torch.long, device=device)
+        self._done_returns: list[torch.Tensor] = []
+        self._done_lengths: list[torch.Tensor] = []
+        self.recent_returns: deque[float] = deque(maxlen=window)
+        self.recent_lengths: deque[int] = deque(maxlen=window)
+        self.episodes = 0
+
+    def step(self, reward: torch.Tensor, done: torch.Tensor) -> None:
+        self.returns += reward
+        self.lengths += 1
+        # Keep the full vectors and the mask; select on drain (selection needs a sync).
+        self._done_returns.append(torch.where(done, self.returns, torch.nan))
+        self._done_lengths.append(torch.where(done, self.lengths, -1))
+        keep = ~done
+        self.returns *= keep
+        self.lengths *= keep
+
+    def drain(self) -> list[float]:
+        """Move finished episodes to ``recent``; return their returns (in order)."""
+        if not self._done_returns:
+            return []
+        rets = torch.stack(self._done_returns).cpu()
+        lens = torch.stack(self._done_lengths).cpu()
+        self._done_returns.clear()
+        self._done_lengths.clear()
+        mask = ~torch.isnan(rets)
+        finished = rets[mask].tolist()
+        self.recent_returns.extend(finished)
+        self.recent_lengths.extend(lens[mask].tolist())
+        self.episodes += len(finished)
+        return finished
+
+    def mean_return(self) -> float:
+        return sum(self.recent_returns) / len(self.recent_returns) if self.recent_returns else float("nan")
+
+    def mean_length(self) -> float:
+        return sum(self.recent_lengths) / len(self.recent_lengths) if self.recent_lengths else float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        self.drain()
+        return {
+            "returns": self.returns.cpu(), "lengths": self.lengths.cpu(),
+            "recent_returns": list(self.recent_returns), "recent_lengths": list(self.recent_lengths),
+            "episodes": self.episodes,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.returns.copy_(state["returns"])
+        self.lengths.copy_(state["lengths"])
+        self.recent_returns.clear()
+        self.recent_returns.extend(state["recent_returns"])
+        self.recent_lengths.clear()
+        self.recent_lengths.extend(state["recent_lengths"])
+        self.episodes = state["episodes"]
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter (or Colab) kernel."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ in ("ZMQInteractiveShell", "Shell")
+
+
+class ProgressBar:
+    """A tqdm bar over environment steps showing recent return and steps/s.
+
+    Uses tqdm's notebook widget inside Jupyter and the text bar elsewhere; ``enabled=False``
+    makes every call a no-op (tests, benchmarks).
+    """
+
+    def __init__(self, total: int, desc: str, initial: int = 0, enabled: bool = True):
+        self._bar = None
+        self._last = initial
+        self._t0 = time.perf_counter()
+        self._start_step = initial
+        if not enabled:
+            return
+        if in_notebook():
+            try:
+                from tqdm.notebook import tqdm
+            except ImportError:  # ipywidgets missing: the text bar still works
+                from tqdm import tqdm
+        else:
+            from tqdm import tqdm
+        self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", unit_scale=True,
+                         dynamic_ncols=True, mininterval=0.5)
+
+    def update(self, step: int, **postfix: float) -> None:
+        if self._bar is None:
+            return
+        self._bar.update(step - self._last)
+        self._last = step
+        elapsed = time.perf_counter() - self._t0
+        shown = {"steps/s": f"{(step - self._start_step) / max(elapsed, 1e-9):,.0f}"}
+        for key, value in postfix.items():
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                shown[key] = f"{value:.1f}" if isinstance(value, float) else value
+        self._bar.set_postfix(shown, refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def smooth(values: list[float], window: int) -> list[float]:
+    """Trailing moving average (shorter at the start), for noisy curves."""
+    out, acc, buf = [], 0.0, deque()
+    for v in values:
+        buf.append(v)
+        acc += v
+        if len(buf) > window:
+            acc -= buf.popleft()
+        out.append(acc / len(buf))
+    return out
+
+
+def plot_learning_curve(
+    runs: str | os.PathLike | Iterable | Mapping[str, Any],
+    y: str = "episode_return",
+    x: str = "step",
+    target: float | None = None,
+    smooth_window: int = 1,
+    ax=None,
+    title: str | None = None,
+):
+    """Plot ``y`` against ``x`` for one or several runs; returns the matplotlib Axes.
+
+    ``runs`` is a run directory or ``metrics.jsonl`` path, a list of them, a list of
+    metric rows, or a mapping from a label to any of these.
+    """
+    import matplotlib.pyplot as plt
+
+    if isinstance(runs, Mapping):
+        labelled = list(runs.items())
+    elif isinstance(runs, (str, os.PathLike)):
+        labelled = [(Path(runs).name, runs)]
+    else:
+        runs = list(runs)
+        if runs and isinstance(runs[0], Mapping):
+            labelled = [(None, runs)]
+        else:
+            labelled = [(Path(r).name, r) for r in runs]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for label, run in labelled:
+        rows = run if isinstance(run, list) else read_metrics(run)
+        pts = [(r[x], r[y]) for r in rows if r.get(y) is not None and r.get(x) is not None]
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        ax.plot(xs, smooth(list(ys), smooth_window), label=label)
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:g}")
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(y.replace("_", " "))
+    if title:
+        ax.set_title(title)
+    if any(label for label, _ in labelled) or target is not None:
+        ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+class LiveCurve:
+    """A learning curve that redraws in place while a notebook trains.
+
+    Pass it as ``callback=`` to a ``train`` function: it is called with each metrics row
+    and redraws at most every ``every`` seconds (and once more on ``close()``).
+    Outside a notebook it only collects the rows.
+    """
+
+    def __init__(self, y: str = "episode_return", x: str = "step", target: float | None = None,
+                 every: float = 2.0, title: str | None = None):
+        self.rows: list[dict[str, Any]] = []
+        self.y, self.x, self.target, self.every, self.title = y, x, target, every, title
+        self._handle = None
+        self._last = 0.0
+
+    def __call__(self, row: Mapping[str, Any]) -> None:
+        self.rows.append(dict(row))
+        if time.perf_counter() - self._last >= self.every:
+            self.draw()
+
+    def draw(self) -> None:
+        if not in_notebook():
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        plot_learning_curve(self.rows, y=self.y, x=self.x, target=self.target, ax=ax, title=self.title)
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+        plt.close(fig)
+        self._last = time.perf_counter()
+
+    def close(self) -> None:
+        self.draw()
+
+
+Callback = Callable[[Mapping[str, Any]], None]

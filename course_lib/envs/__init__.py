@@ -1,0 +1,65 @@
+"""Environments: one registry, two kinds (gymnasium vector envs and batched tensor envs).
+
+``make_vector_env("CartPole-v1", num_envs=8, seed=0, device=dev, backend="tensor")``
+returns an object with the interface of :mod:`course_lib.envs.base`, whichever kind.
+"""
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+
+from .base import SpaceInfo, StepResult, VectorEnv
+from .cartpole import TensorCartPole
+from .gym_vector import GymVectorEnv
+
+__all__ = [
+    "BACKENDS", "GYM_ENV_IDS", "TENSOR_ENVS", "SpaceInfo", "StepResult", "VectorEnv",
+    "GymVectorEnv", "TensorCartPole", "UnknownEnvironment", "env_ids", "check_env", "make_vector_env",
+]
+
+BACKENDS = ("gymnasium", "tensor")
+# Gymnasium environments the course's agents are set up for (Box observations,
+# Discrete or 1-D Box actions, no extra downloads).
+GYM_ENV_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0")
+TENSOR_ENVS = {"CartPole-v1": TensorCartPole}
+
+
+class UnknownEnvironment(ValueError):
+    """An environment id (or backend) that is not available; the message lists those that are."""
+
+
+def env_ids(backend: str | None = None) -> list[str]:
+    """Environment ids available with ``backend`` (any backend when None)."""
+    if backend == "tensor":
+        return list(TENSOR_ENVS)
+    if backend == "gymnasium":
+        return list(GYM_ENV_IDS)
+    return list(dict.fromkeys([*GYM_ENV_IDS, *TENSOR_ENVS]))
+
+
+def check_env(env_id: str, backend: str = "gymnasium") -> None:
+    """Raise :class:`UnknownEnvironment` unless ``env_id`` exists for ``backend``."""
+    if backend not in BACKENDS:
+        raise UnknownEnvironment(f"unknown env backend {backend!r}; accepted: {', '.join(BACKENDS)}")
+    if env_id not in env_ids(backend):
+        raise UnknownEnvironment(
+            f"unknown environment {env_id!r} for backend {backend!r}; accepted: {', '.join(env_ids(backend))}"
+        )
+
+
+def make_vector_env(env_id: str, num_envs: int, seed: int, device: torch.device | str = "cpu",
+                    backend: str = "gymnasium") -> VectorEnv:
+    """``num_envs`` copies of ``env_id`` as one vector env on ``device``.
+
+    ``backend="gymnasium"`` steps gymnasium's own environments (a Python loop over copies,
+    results copied to ``device``); ``backend="tensor"`` steps a batched tensor
+    re-implementation on ``device`` itself.
+    """
+    check_env(env_id, backend)
+    if backend == "tensor":
+        return TENSOR_ENVS[env_id](num_envs, device=device, seed=seed)
+    env = gym.make_vec(
+        env_id, num_envs=num_envs, vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+    )
+    return GymVectorEnv(env, seed=seed, device=device)

@@ -1,0 +1,56 @@
+"""The one vector-environment interface every agent in the course talks to.
+
+Both kinds of environment, gymnasium vector envs and batched tensor envs, present it:
+
+* ``reset() -> obs``: ``[N, *obs_shape]`` float tensor on ``device``;
+* ``step(action) -> StepResult``: all fields are tensors on ``device``.
+
+Episode ends are reported in the *same* step (gymnasium's ``SAME_STEP`` autoreset):
+``obs`` already holds the first observation of the next episode wherever an episode
+ended, and ``final_obs`` holds the last observation of the episode that ended (equal to
+``obs`` elsewhere). So every transition an agent sees, ``(obs_t, a_t, r_t, final_obs_t)``,
+is a real one; there is no "reset step" to skip, and a truncated episode can be
+bootstrapped from the value of its true final observation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import torch
+
+
+class StepResult(NamedTuple):
+    obs: torch.Tensor         # [N, *obs_shape] next observation (reset where an episode ended)
+    reward: torch.Tensor      # [N] float
+    terminated: torch.Tensor  # [N] bool: the episode reached a terminal state
+    truncated: torch.Tensor   # [N] bool: the episode was cut by a time limit
+    final_obs: torch.Tensor   # [N, *obs_shape] the observation a_t led to (pre-reset)
+
+
+@dataclass(frozen=True)
+class SpaceInfo:
+    """What a policy needs to know about observations and actions."""
+
+    obs_shape: tuple[int, ...]
+    discrete: bool
+    num_actions: int = 0                       # discrete: number of actions
+    action_dim: int = 0                        # continuous: size of the action vector
+    action_low: tuple[float, ...] = ()         # continuous: bounds of each action component
+    action_high: tuple[float, ...] = ()
+
+
+class VectorEnv(Protocol):
+    num_envs: int
+    device: torch.device
+    spaces: SpaceInfo
+
+    def reset(self) -> torch.Tensor: ...
+
+    def step(self, action: torch.Tensor) -> StepResult: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def close(self) -> None: ...
