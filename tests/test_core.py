@@ -182,3 +182,30 @@ def test_deterministic_mode_toggles():
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"]
     seed_everything(0, deterministic=False)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+# -------------------------------------------------------------------- normalisation
+def test_running_mean_std_matches_batch_statistics():
+    from course_lib.normalization import RunningMeanStd
+    data = torch.randn(1000, 3, dtype=torch.float64) * torch.tensor([1.0, 5.0, 0.1]) + 2.0
+    rms = RunningMeanStd((3,))
+    for chunk in data.split(37):
+        rms.update(chunk)
+    torch.testing.assert_close(rms.mean, data.mean(0), rtol=0, atol=1e-6)
+    torch.testing.assert_close(rms.var, data.var(0, unbiased=False), rtol=1e-4, atol=0)  # up to the tiny prior
+
+
+def test_reward_scaler_divides_by_return_std_and_resets_at_episode_end():
+    from course_lib.normalization import RewardScaler
+    scaler = RewardScaler(2, gamma=0.5)
+    ones, never = torch.ones(2), torch.zeros(2, dtype=torch.bool)
+    scaler(ones, never)
+    assert scaler.returns.tolist() == [1.0, 1.0]
+    scaled = scaler(ones, torch.tensor([True, False]))
+    # Returns seen so far: 1, 1 then 1.5, 1.5 -> population std 0.25 (the tiny prior count barely matters).
+    assert scaled[0].item() == pytest.approx(1 / 0.25, rel=1e-3)
+    assert scaler.returns.tolist() == [0.0, 1.5], "the ended episode's return restarts"
+    state = scaler.state_dict()
+    other = RewardScaler(2, gamma=0.5)
+    other.load_state_dict(state)
+    torch.testing.assert_close(other(ones, never), scaler(ones, never))

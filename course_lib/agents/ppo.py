@@ -42,12 +42,15 @@ from ..core.run import to_cpu
 from ..envs import BACKENDS, SpaceInfo, UnknownEnvironment, check_env, make_vector_env
 from ..evaluation import evaluate_policy
 from ..nets import Categorical, DiagGaussian, mlp
+from ..normalization import RewardScaler
 from ..returns import gae_advantages
 
 __all__ = ["PPOConfig", "ActorCritic", "clipped_surrogate_objective", "clipped_value_loss", "ppo_loss",
            "train", "BENCHMARKS"]
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+# Greedy episodes that must confirm a reached target before stop_at_target stops a run.
+CONFIRM_EPISODES = 100
 
 
 @dataclass
@@ -75,6 +78,7 @@ class PPOConfig(Config):
     value_coef: float = option(0.5, "value-loss coefficient c1", low=0.0)
     entropy_coef: float = option(0.0, "entropy-bonus coefficient c2", low=0.0)
     normalize_advantages: bool = option(True, "normalise advantages in each minibatch")
+    normalize_rewards: bool = option(False, "divide rewards by the running std of the discounted return")
     max_grad_norm: float = option(0.5, "clip the gradient's global norm to this", low=0.0, low_open=True)
     target_kl: float | None = option(None, "stop an update's epochs early past this approx. KL", low=0.0,
                                      low_open=True)
@@ -82,9 +86,12 @@ class PPOConfig(Config):
     hidden_layers: int = option(2, "hidden layers (actor and critic)", low=1)
     activation: str = option("tanh", "hidden activation", choices=("tanh", "relu", "silu", "elu"))
     eval_episodes: int = option(20, "greedy evaluation episodes at the end", low=1)
-    eval_every: int = option(0, "greedy evaluation every this many steps (0: only at the end)", low=0)
-    target_return: float | None = option(None, "return that counts as solved (time to target is reported)")
-    stop_at_target: bool = option(False, "stop training once a periodic evaluation reaches target_return")
+    eval_every: int = option(0, "also evaluate greedily every this many steps, for the curves (0: only at the end)",
+                             low=0)
+    target_return: float | None = option(None, "moving-average training return that counts as solved "
+                                               "(the time and steps to reach it are reported)")
+    stop_at_target: bool = option(False, "stop once the moving-average return reaches target_return and a "
+                                         "greedy evaluation on fresh episodes confirms it")
     checkpoint_every: int = option(50_000, "checkpoint every this many steps (and at the end)", low=1)
 
     def validate(self) -> None:
@@ -99,8 +106,8 @@ class PPOConfig(Config):
             raise ConfigError(
                 f"num_envs × num_steps = {self.batch_size} must divide into num_minibatches = "
                 f"{self.num_minibatches} equal minibatches; accepted: a divisor of {self.batch_size}")
-        if self.stop_at_target and (self.target_return is None or self.eval_every == 0):
-            raise ConfigError("stop_at_target needs target_return and eval_every > 0")
+        if self.stop_at_target and self.target_return is None:
+            raise ConfigError("stop_at_target needs a target_return")
 
     @property
     def batch_size(self) -> int:
@@ -113,19 +120,21 @@ class PPOConfig(Config):
 
 # Named configurations; command-line options override them.
 PPOConfig.presets = {
-    # Wall-clock speed on a CPU: batched tensor CartPole, many environments, few large
-    # minibatches, and a stop as soon as a greedy evaluation reaches the target.
+    # Wall-clock speed on a CPU: 256 batched tensor CartPoles per rollout, four large
+    # minibatches, a high learning rate kept in check by scaling rewards (values stay of
+    # order 1), and a stop as soon as the moving-average return reaches 475 and a greedy
+    # check on 100 fresh episodes agrees.
     "speed": dict(
         env="CartPole-v1", env_backend="tensor", total_steps=1_500_000, num_envs=256, num_steps=32,
-        num_epochs=4, num_minibatches=2, learning_rate=3e-3, gamma=0.99, gae_lambda=0.9,
-        anneal_clip=False, eval_every=50_000, target_return=475.0, stop_at_target=True,
+        num_epochs=4, num_minibatches=4, learning_rate=3e-3, gamma=0.99, gae_lambda=0.9,
+        anneal_clip=False, normalize_rewards=True, target_return=475.0, stop_at_target=True,
         checkpoint_every=500_000,
     ),
 }
 
 # What `python -m course_lib bench ppo` runs: (preset or None for defaults, extra options).
 BENCHMARKS = {
-    "default": (None, {"target_return": 475.0, "eval_every": 10_000}),
+    "default": (None, {"target_return": 475.0}),
     "speed": ("speed", {}),
 }
 
@@ -290,8 +299,11 @@ def train(
 
     envs = make_vector_env(cfg.env, cfg.num_envs, seed=cfg.seed, device=device, backend=cfg.env_backend)
     agent = ActorCritic(envs.spaces, cfg.hidden_size, cfg.hidden_layers, cfg.activation).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
+    # Fused Adam updates all parameters in one kernel (CPU and CUDA): fewer tiny ops per step.
+    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5,
+                                 fused=device.type in ("cpu", "cuda"))
     episodes = EpisodeTracker(cfg.num_envs, device)
+    reward_scaler = RewardScaler(cfg.num_envs, cfg.gamma, device) if cfg.normalize_rewards else None
 
     # Rollout storage, time-major [T, B, ...], allocated once on the device.
     T, B = cfg.num_steps, cfg.num_envs
@@ -313,6 +325,8 @@ def train(
         optimizer.load_state_dict(saved["optimizer"])
         envs.load_state_dict(saved["envs"])
         episodes.load_state_dict(saved["episodes"])
+        if reward_scaler is not None:
+            reward_scaler.load_state_dict(saved["reward_scaler"])
         counters.update(saved["counters"])
         next_obs = saved["next_obs"].to(device)
     else:
@@ -321,7 +335,8 @@ def train(
 
     def checkpoint_state() -> dict[str, Any]:
         return {"agent": agent.state_dict(), "optimizer": optimizer.state_dict(), "envs": envs.state_dict(),
-                "episodes": episodes.state_dict(), "counters": dict(counters), "next_obs": to_cpu(next_obs)}
+                "episodes": episodes.state_dict(), "counters": dict(counters), "next_obs": to_cpu(next_obs),
+                "reward_scaler": reward_scaler.state_dict() if reward_scaler is not None else None}
 
     def evaluate(episodes_n: int, seed: int) -> list[float]:
         agent.eval()
@@ -333,7 +348,7 @@ def train(
 
     # Whole rollouts only, never more steps than asked for (at least one rollout).
     num_updates = max(1, cfg.total_steps // cfg.batch_size)
-    bar = ProgressBar(cfg.total_steps, f"ppo {cfg.env}", initial=counters["step"], enabled=progress)
+    bar = ProgressBar(num_updates * cfg.batch_size, f"ppo {cfg.env}", initial=counters["step"], enabled=progress)
     loop_start, steps_at_start = time.perf_counter(), counters["step"]
     with run:
         while counters["update"] < num_updates:
@@ -354,11 +369,12 @@ def train(
                     actions_buf[t] = action
                     log_probs_buf[t] = dist.log_prob(action)
                     step = envs.step(agent.env_action(action))
-                    rewards_buf[t] = step.reward
+                    done = step.terminated | step.truncated
+                    rewards_buf[t] = step.reward if reward_scaler is None else reward_scaler(step.reward, done)
                     terminated_buf[t] = step.terminated
                     truncated_buf[t] = step.truncated
                     final_obs_buf[t] = step.final_obs
-                    episodes.step(step.reward, step.terminated | step.truncated)
+                    episodes.step(step.reward, done)  # returns are reported unscaled
                     next_obs = step.obs
                 # V(s_{t+1}) of the observation each action led to: at an episode's end that is
                 # its final observation, so truncated episodes bootstrap correctly.
@@ -389,7 +405,7 @@ def train(
                     )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
-                    nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+                    nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm, foreach=True)
                     optimizer.step()
                     for key, value in stats.items():
                         stats_sum[key] = stats_sum.get(key, 0.0) + value
@@ -402,18 +418,29 @@ def train(
             counters["time_acting"] += t1 - t0
             counters["time_learning"] += t2 - t1
 
-            # 4. Evaluate now and then (greedy, separate envs), log, checkpoint.
+            # 4. Check the stop condition on the moving-average return of the last episodes
+            #    (the lecture's "until moving-average return >= R_target"), evaluate greedily
+            #    now and then if asked, log, checkpoint.
+            episodes.drain()
+            at_target = (cfg.target_return is not None and len(episodes.recent_returns) == episodes.recent_returns.maxlen
+                         and episodes.mean_return() >= cfg.target_return)
+            if at_target and counters["time_to_target"] is None:
+                counters["time_to_target"] = run.elapsed()
+                counters["steps_to_target"] = counters["step"]
+            reached = False
+            if at_target and cfg.stop_at_target:
+                # The sampling policy is there; check that its greedy version is too, on many
+                # fresh episodes, before stopping (a stochastic policy can balance better than its mode).
+                t_check = time.perf_counter()
+                returns = evaluate(CONFIRM_EPISODES, seed=cfg.seed + 104_729 + counters["update"])
+                counters["time_evaluating"] += time.perf_counter() - t_check
+                reached = sum(returns) / len(returns) >= cfg.target_return
             if cfg.eval_every and counters["step"] // cfg.eval_every > counters["evals"]:
                 counters["evals"] = counters["step"] // cfg.eval_every
                 returns = evaluate(cfg.eval_episodes, seed=cfg.seed + 7919 * counters["evals"])
                 counters["last_eval"] = sum(returns) / len(returns)
                 counters["time_evaluating"] += time.perf_counter() - t2
-                if (cfg.target_return is not None and counters["time_to_target"] is None
-                        and counters["last_eval"] >= cfg.target_return):
-                    counters["time_to_target"] = run.elapsed()
-                    counters["steps_to_target"] = counters["step"]
 
-            episodes.drain()
             explained_var = 1 - (b_targets - b_values).var() / (b_targets.var() + 1e-8)
             row = {
                 "step": counters["step"], "update": counters["update"], "wall_time": run.elapsed(),
@@ -428,7 +455,6 @@ def train(
                 callback(row)
             bar.update(counters["step"], ret=row["episode_return"], eval=counters["last_eval"])
 
-            reached = cfg.stop_at_target and counters["time_to_target"] is not None
             if counters["step"] // cfg.checkpoint_every > (counters["step"] - T * B) // cfg.checkpoint_every or reached:
                 run.save(checkpoint_state())
             run.stop_if_interrupted(checkpoint_state, counters["step"])

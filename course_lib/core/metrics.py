@@ -180,8 +180,16 @@ class ProgressBar:
         self._bar.set_postfix(shown, refresh=False)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        """Close the bar; a run that stopped early (target reached) shows as complete, not failed."""
+        if self._bar is None:
+            return
+        if self._bar.total and self._bar.n < self._bar.total:
+            self._bar.total = self._bar.n
+            container = getattr(self._bar, "container", None)  # tqdm.notebook's widget box
+            if container is not None:
+                container.children[1].max = self._bar.n
+            self._bar.refresh()
+        self._bar.close()
 
 
 def smooth(values: list[float], window: int) -> list[float]:
