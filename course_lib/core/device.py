@@ -55,7 +55,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
-    else:
+    elif torch.are_deterministic_algorithms_enabled():
+        # Only switch back when needed: the call imports torch's compiler stack (~1 s).
         torch.use_deterministic_algorithms(False)
 
 
