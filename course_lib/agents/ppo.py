@@ -339,12 +339,8 @@ def train(
                 "reward_scaler": reward_scaler.state_dict() if reward_scaler is not None else None}
 
     def evaluate(episodes_n: int, seed: int) -> list[float]:
-        agent.eval()
-        try:
-            return evaluate_policy(agent.greedy, cfg.env, episodes=episodes_n, seed=seed, device=device,
-                                   backend=cfg.env_backend)
-        finally:
-            agent.train()
+        return evaluate_policy(agent.greedy, cfg.env, episodes=episodes_n, seed=seed, device=device,
+                               backend=cfg.env_backend)
 
     # Whole rollouts only, never more steps than asked for (at least one rollout).
     num_updates = max(1, cfg.total_steps // cfg.batch_size)
