@@ -25,9 +25,12 @@ over ``T`` only (each step is one batched operation over ``B``).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
-__all__ = ["discounted_returns", "n_step_targets", "gae_advantages", "lambda_returns", "td_errors"]
+__all__ = ["discounted_returns", "n_step_targets", "gae_advantages", "lambda_returns", "td_errors",
+           "vtrace", "VTraceReturns"]
 
 
 def _check(name_to_tensor: dict[str, torch.Tensor], gamma: float, lam: float | None = None) -> None:
@@ -239,3 +242,79 @@ def lambda_returns(
         out[t] = rewards[t] + gamma * not_terminated[t] * blended
         future = out[t]
     return out
+
+
+class VTraceReturns(NamedTuple):
+    vs: torch.Tensor             # [T, B] V-trace value targets v_s
+    pg_advantages: torch.Tensor  # [T, B] rho_t (r_t + gamma v_{t+1} - V(x_t)), the policy-gradient weights
+    rhos: torch.Tensor           # [T, B] clipped importance weights rho_t
+
+
+def vtrace(
+    rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
+    terminated: torch.Tensor, truncated: torch.Tensor, log_rhos: torch.Tensor, gamma: float,
+    rho_bar: float = 1.0, c_bar: float = 1.0, pg_rho_bar: float | None = None, lam: float = 1.0,
+) -> VTraceReturns:
+    r"""V-trace off-policy value targets and policy-gradient advantages (Espeholt et al., 2018).
+
+    Actors act with a behaviour policy :math:`\mu` that lags the learner's :math:`\pi`. With
+    truncated importance weights
+
+    .. math::
+        \rho_t = \min\Big(\bar\rho, \frac{\pi(a_t|x_t)}{\mu(a_t|x_t)}\Big), \qquad
+        c_t = \lambda \min\Big(\bar c, \frac{\pi(a_t|x_t)}{\mu(a_t|x_t)}\Big), \qquad \bar\rho \ge \bar c,
+
+    the value target of each step is
+
+    .. math::
+        \delta^V_t = \rho_t\big(r_t + \gamma V(x_{t+1}) - V(x_t)\big), \qquad
+        v_s = V(x_s) + \sum_{t=s}^{s+n-1} \gamma^{t-s} \Big(\prod_{i=s}^{t-1} c_i\Big)\, \delta^V_t ,
+
+    computed backwards as :math:`v_s - V(x_s) = \delta^V_s + \gamma c_s (v_{s+1} - V(x_{s+1}))`,
+    and the policy gradient uses the advantage
+
+    .. math:: A^{\text{V-trace}}_t = r_t + \gamma v_{t+1} - V(x_t), \qquad
+              \nabla_\theta J \propto \rho_t \nabla_\theta \log\pi_\theta(a_t|x_t)\, A^{\text{V-trace}}_t .
+
+    Episode ends inside the unroll stop the sum as in the other estimators: a termination
+    bootstraps from 0, a truncation from ``next_values`` (the final observation's value), and
+    :math:`v_{t+1}` in the advantage is replaced by that bootstrap where the episode ended or
+    the unroll ends. With :math:`\pi = \mu` (``log_rhos = 0``), :math:`\bar\rho, \bar c \ge 1`
+    and :math:`\lambda = 1`, :math:`v_s` is the on-policy bootstrapped return
+    (:func:`discounted_returns`); with :math:`\lambda < 1` it is the λ-return.
+
+    Args:
+      rewards, values, next_values, terminated, truncated: ``[T, B]`` (see the module docstring).
+      log_rhos: ``[T, B]`` :math:`\log\pi(a_t|x_t) - \log\mu(a_t|x_t)`.
+      gamma: discount :math:`\gamma`.
+      rho_bar: truncation :math:`\bar\rho` of :math:`\rho_t` in the value target.
+      c_bar: truncation :math:`\bar c` of the trace :math:`c_t`.
+      pg_rho_bar: truncation of :math:`\rho_t` in ``pg_advantages`` (default: ``rho_bar``).
+      lam: :math:`\lambda` mixing into the traces (1 in the paper's main experiments).
+
+    Returns:
+      :class:`VTraceReturns` ``(vs, pg_advantages, rhos)``, each ``[T, B]``, without gradient.
+    """
+    _check({"rewards": rewards, "values": values, "next_values": next_values, "terminated": terminated,
+            "truncated": truncated, "log_rhos": log_rhos}, gamma, lam)
+    if not rho_bar >= c_bar > 0:
+        raise ValueError(f"need rho_bar >= c_bar > 0; got rho_bar={rho_bar}, c_bar={c_bar}")
+    with torch.no_grad():
+        not_terminated, continues = _masks(terminated, truncated, rewards.dtype)
+        ratios = torch.exp(log_rhos.to(rewards.dtype))
+        rhos = ratios.clamp(max=rho_bar)
+        cs = lam * ratios.clamp(max=c_bar)
+        deltas = rhos * (rewards + gamma * not_terminated * next_values - values)
+        T = rewards.shape[0]
+        vs_minus_v = torch.empty_like(rewards)
+        running = torch.zeros_like(rewards[0])
+        for t in reversed(range(T)):
+            running = deltas[t] + gamma * continues[t] * cs[t] * running
+            vs_minus_v[t] = running
+        vs = values + vs_minus_v
+        # v_{t+1} where the episode goes on inside the unroll; the bootstrap V(x_{t+1}) elsewhere.
+        vs_next = next_values.clone()
+        vs_next[:-1] = torch.where(continues[:-1].bool(), vs[1:], next_values[:-1])
+        pg_rhos = ratios.clamp(max=rho_bar if pg_rho_bar is None else pg_rho_bar)
+        pg_advantages = pg_rhos * (rewards + gamma * not_terminated * vs_next - values)
+    return VTraceReturns(vs, pg_advantages, rhos)

@@ -202,3 +202,90 @@ def test_bad_inputs_give_clear_errors():
         n_step_targets(r, term, trunc, nv, 0.9, 0)
     with pytest.raises(TypeError, match="torch.Tensor"):
         gae_advantages(r.tolist(), v, nv, term, trunc, 0.9, 0.9)
+
+
+# ------------------------------------------------------------------------------ V-trace
+from course_lib.returns import vtrace  # noqa: E402
+
+
+def consistent_rollout(T=9, B=4, seed=0):
+    """Rewards, episode ends, and values where next_values[t] == values[t+1] inside episodes
+    (as when one critic evaluates every observation); final observations get their own values."""
+    r, _, _, term, trunc = random_rollout(T, B, seed)
+    g = torch.Generator().manual_seed(seed + 100)
+    chain = torch.randn(T + 1, B, generator=g, dtype=torch.float64)
+    v, nv = chain[:-1].clone(), chain[1:].clone()
+    done = term | trunc
+    nv[done] = torch.randn(int(done.sum()), generator=g, dtype=torch.float64)
+    log_rhos = torch.randn(T, B, generator=g, dtype=torch.float64)
+    return r, v, nv, term, trunc, log_rhos
+
+
+def ref_vtrace(r, v, nv, term, trunc, log_rhos, gamma, rho_bar, c_bar, lam=1.0):
+    """The lecture's sum, v_s = V(x_s) + sum_t gamma^(t-s) (prod_{i<t} c_i) delta_t, and
+    A_t = r_t + gamma v_{t+1} - V(x_t) weighted by rho_t, one start at a time."""
+    import math
+    T, B = len(r), len(r[0])
+    vs = [[0.0] * B for _ in range(T)]
+    adv = [[0.0] * B for _ in range(T)]
+    for b in range(B):
+        ratio = [math.exp(log_rhos[t][b]) for t in range(T)]
+        rho = [min(rho_bar, x) for x in ratio]
+        c = [lam * min(c_bar, x) for x in ratio]
+        delta = [rho[t] * (r[t][b] + gamma * (0.0 if term[t][b] else nv[t][b]) - v[t][b]) for t in range(T)]
+        for s in range(T):
+            total, weight = v[s][b], 1.0
+            for t in range(s, T):
+                total += weight * delta[t]
+                if term[t][b] or trunc[t][b]:
+                    break
+                weight *= gamma * c[t]
+            vs[s][b] = total
+        for t in range(T):
+            if term[t][b]:
+                nxt = 0.0
+            elif trunc[t][b] or t == T - 1:
+                nxt = nv[t][b]
+            else:
+                nxt = None  # filled below once vs is known
+            adv[t][b] = nxt
+        for t in range(T):
+            nxt = adv[t][b] if adv[t][b] is not None else vs[t + 1][b]
+            adv[t][b] = rho[t] * (r[t][b] + gamma * nxt - v[t][b])
+    return vs, adv
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("rho_bar,c_bar,lam", [(1.0, 1.0, 1.0), (2.0, 0.5, 1.0), (1.0, 1.0, 0.9), (100.0, 100.0, 1.0)])
+def test_vtrace_matches_the_lecture_sum(seed, rho_bar, c_bar, lam):
+    r, v, nv, term, trunc, log_rhos = consistent_rollout(seed=seed)
+    out = vtrace(r, v, nv, term, trunc, log_rhos, 0.9, rho_bar=rho_bar, c_bar=c_bar, lam=lam)
+    want_vs, want_adv = ref_vtrace(r.tolist(), v.tolist(), nv.tolist(), term.tolist(), trunc.tolist(),
+                                   log_rhos.tolist(), 0.9, rho_bar, c_bar, lam)
+    torch.testing.assert_close(out.vs, torch.tensor(want_vs, dtype=r.dtype))
+    torch.testing.assert_close(out.pg_advantages, torch.tensor(want_adv, dtype=r.dtype))
+    torch.testing.assert_close(out.rhos, log_rhos.exp().clamp(max=rho_bar))
+
+
+def test_vtrace_on_policy_is_the_bootstrapped_return():
+    r, v, nv, term, trunc, _ = consistent_rollout(seed=5)
+    on_policy = torch.zeros_like(r)
+    out = vtrace(r, v, nv, term, trunc, on_policy, 0.95)
+    torch.testing.assert_close(out.vs, discounted_returns(r, term, trunc, nv, 0.95))
+    # With lambda in the traces it is the lambda-return, and its advantage is GAE's one-step view.
+    out = vtrace(r, v, nv, term, trunc, on_policy, 0.95, lam=0.8)
+    torch.testing.assert_close(out.vs, lambda_returns(r, term, trunc, nv, 0.95, 0.8))
+
+
+def test_vtrace_clipping_cuts_off_policy_corrections():
+    # One step, an action the learner likes 5x more than the actor did: rho is clipped to 1.
+    r, v, nv = torch.tensor([[1.0]]), torch.tensor([[0.0]]), torch.tensor([[2.0]])
+    no = torch.zeros(1, 1, dtype=torch.bool)
+    out = vtrace(r, v, nv, no, no, torch.log(torch.tensor([[5.0]])), 0.5)
+    assert out.rhos.item() == 1.0
+    assert out.vs.item() == pytest.approx(1 + 0.5 * 2.0)
+    # An action the learner dislikes (ratio 0.2) shrinks the correction towards V(x_s).
+    out = vtrace(r, v, nv, no, no, torch.log(torch.tensor([[0.2]])), 0.5)
+    assert out.vs.item() == pytest.approx(0.2 * 2.0)
+    with pytest.raises(ValueError, match="rho_bar >= c_bar"):
+        vtrace(r, v, nv, no, no, torch.zeros(1, 1), 0.5, rho_bar=0.5, c_bar=1.0)
