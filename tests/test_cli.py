@@ -34,7 +34,7 @@ def one_line_error(proc):
 @pytest.mark.parametrize("args,expected", [
     (["train", "dqn"], "unknown algorithm 'dqn'; accepted: ppo"),
     (["train", "ppo", "--env", "Pong-v5"], "unknown environment 'Pong-v5' for backend 'gymnasium'; accepted: CartPole-v1,"),
-    (["train", "ppo", "--env", "Pendulum-v1", "--env-backend", "tensor"], "accepted: CartPole-v1"),
+    (["train", "ppo", "--env", "Acrobot-v1", "--env-backend", "tensor"], "accepted: CartPole-v1, Pendulum-v1"),
     (["train", "ppo", "--learning-rat", "0.1"], "unknown option --learning-rat for train ppo; accepted: --env, "),
     (["train", "ppo", "--gamma", "2"], "PPOConfig.gamma = 2.0 is out of range; accepted: 0.0 <= gamma <= 1.0"),
     (["train", "ppo", "--num-envs", "many"], "--num-envs 'many' is not accepted; accepted: num_envs >= 1"),

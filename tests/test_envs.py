@@ -85,6 +85,10 @@ def test_tensor_env_state_dict_round_trip():
     for _ in range(7):
         a.step(torch.randint(0, 2, (16,)))
     saved = a.state_dict()
+    steps_then = saved["steps"].clone()
+    a.step(torch.randint(0, 2, (16,)))
+    assert torch.equal(saved["steps"], steps_then), "a saved state must not change as the env steps on"
+    a.load_state_dict(saved)
     b = TensorCartPole(16, seed=99)
     b.load_state_dict(saved)
     actions = torch.randint(0, 2, (40, 16))
@@ -155,8 +159,8 @@ def test_continuous_env_through_adapter():
 def test_unknown_environment_lists_accepted():
     with pytest.raises(UnknownEnvironment, match="accepted: CartPole-v1"):
         check_env("CartPole-v9", "gymnasium")
-    with pytest.raises(UnknownEnvironment, match="for backend 'tensor'; accepted: CartPole-v1"):
-        make_vector_env("Pendulum-v1", 2, seed=0, backend="tensor")
+    with pytest.raises(UnknownEnvironment, match="for backend 'tensor'; accepted: CartPole-v1, Pendulum-v1"):
+        make_vector_env("Acrobot-v1", 2, seed=0, backend="tensor")
     with pytest.raises(UnknownEnvironment, match="backend"):
         check_env("CartPole-v1", "jax")
 

@@ -11,17 +11,19 @@ import torch
 from .base import SpaceInfo, StepResult, VectorEnv
 from .cartpole import TensorCartPole
 from .gym_vector import GymVectorEnv
+from .pendulum import TensorPendulum
 
 __all__ = [
     "BACKENDS", "GYM_ENV_IDS", "TENSOR_ENVS", "SpaceInfo", "StepResult", "VectorEnv",
-    "GymVectorEnv", "TensorCartPole", "UnknownEnvironment", "env_ids", "check_env", "make_vector_env",
+    "GymVectorEnv", "TensorCartPole", "TensorPendulum", "UnknownEnvironment",
+    "env_ids", "check_env", "make_vector_env",
 ]
 
 BACKENDS = ("gymnasium", "tensor")
 # Gymnasium environments the course's agents are set up for (Box observations,
 # Discrete or 1-D Box actions, no extra downloads).
 GYM_ENV_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0")
-TENSOR_ENVS = {"CartPole-v1": TensorCartPole}
+TENSOR_ENVS = {"CartPole-v1": TensorCartPole, "Pendulum-v1": TensorPendulum}
 
 
 class UnknownEnvironment(ValueError):

@@ -83,7 +83,7 @@ class TensorCartPole:
         nxt = self.dynamics(self.state, action)
         x, theta = nxt[:, 0], nxt[:, 2]
         terminated = (x.abs() > self.x_threshold) | (theta.abs() > self.theta_threshold)
-        self.steps += 1
+        self.steps = self.steps + 1  # a new tensor: a state_dict taken earlier must not change
         truncated = self.steps >= self.max_episode_steps  # as gymnasium's TimeLimit: may coincide with termination
         done = terminated | truncated
         reward = torch.ones(self.num_envs, device=self.device)
@@ -94,7 +94,8 @@ class TensorCartPole:
         return StepResult(self.state.float(), reward, terminated, truncated, nxt.float())
 
     def state_dict(self) -> dict:
-        return {"state": self.state.cpu(), "steps": self.steps.cpu(), "generator": self.generator.get_state()}
+        return {"state": self.state.cpu().clone(), "steps": self.steps.cpu().clone(),
+                "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.state = state["state"].to(self.device, self.dtype)
