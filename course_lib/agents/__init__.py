@@ -23,4 +23,5 @@ class Algorithm:
 
 ALGORITHMS = {
     "ppo": Algorithm("ppo", "course_lib.agents.ppo", "PPOConfig"),
+    "sac": Algorithm("sac", "course_lib.agents.sac", "SACConfig"),
 }

@@ -34,3 +34,42 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "tan
         layers += [layer_init(nn.Linear(a, b)), ACTIVATIONS[activation]()]
     layers.append(layer_init(nn.Linear(dims[-1], out_dim), gain=out_gain))
     return nn.Sequential(*layers)
+
+
+class EnsembleMLP(nn.Module):
+    """``members`` independent MLPs evaluated together: one batched matmul per layer.
+
+    Layer ``l`` holds weights ``[E, in, out]`` and biases ``[E, 1, out]``; an input ``[N, in_dim]``
+    shared by every member (or ``[E, N, in_dim]``, one per member) gives outputs
+    ``[E, N, out_dim]``. Each member is initialised like :func:`mlp` (orthogonal, gain √2 for
+    hidden layers and ``out_gain`` for the last), independently. SAC's twin critics are
+    an ensemble of two: one ``torch.baddbmm`` per layer instead of two ``nn.Linear`` calls.
+    """
+
+    def __init__(self, members: int, in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "relu",
+                 out_gain: float = 1.0):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; accepted: {', '.join(ACTIVATIONS)}")
+        self.members = members
+        self.activation = ACTIVATIONS[activation]()
+        dims = [in_dim, *hidden, out_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            gain = out_gain if i == len(dims) - 2 else math.sqrt(2)
+            # Each member as nn.Linear's [out, in] weight would be initialised, stored transposed.
+            weight = torch.stack([nn.init.orthogonal_(torch.empty(b, a), gain).T for _ in range(members)])
+            self.weights.append(nn.Parameter(weight))
+            self.biases.append(nn.Parameter(torch.zeros(members, 1, b)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[N, in_dim]`` or ``[E, N, in_dim]`` -> ``[E, N, out_dim]``."""
+        if x.dim() == 2:
+            x = x.expand(self.members, *x.shape)
+        last = len(self.weights) - 1
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias, x, weight)
+            if i < last:
+                x = self.activation(x)
+        return x
