@@ -32,7 +32,7 @@ def one_line_error(proc):
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["train", "dqn"], "unknown algorithm 'dqn'; accepted: ppo"),
+    (["train", "dqn"], "unknown algorithm 'dqn'; accepted: ppo, sac"),
     (["train", "ppo", "--env", "Pong-v5"], "unknown environment 'Pong-v5' for backend 'gymnasium'; accepted: CartPole-v1,"),
     (["train", "ppo", "--env", "Acrobot-v1", "--env-backend", "tensor"], "accepted: CartPole-v1, Pendulum-v1"),
     (["train", "ppo", "--learning-rat", "0.1"], "unknown option --learning-rat for train ppo; accepted: --env, "),
