@@ -535,28 +535,13 @@ def train(
         counters["time_evaluating"] += time.perf_counter() - t_eval
         run.save(checkpoint_state())
         envs.close()
-        trained = counters["step"] - steps_at_start
         updates = counters["updates"] - updates_at_start
+        summary = run.standard_summary(cfg, counters, episodes, eval_returns, counters["step"] - steps_at_start,
+                                       train_seconds, device)
         return run.finish({
-            "env": cfg.env,
-            "env_backend": cfg.env_backend,
-            "seed": cfg.seed,
-            "total_steps": counters["step"],
-            "eval_return": sum(eval_returns) / len(eval_returns),
-            "eval_returns": eval_returns,
-            "train_return": episodes.mean_return(),
-            "episodes": episodes.episodes,
+            **summary,
             "updates": counters["updates"],
             "actor_updates": counters["actor_updates"],
             "alpha": log_alpha.exp().item(),
-            "steps_per_second": trained / train_seconds if train_seconds > 0 else None,
             "updates_per_second": updates / train_seconds if train_seconds > 0 else None,
-            "wall_seconds": run.elapsed(),
-            "time_acting": counters["time_acting"],
-            "time_learning": counters["time_learning"],
-            "time_evaluating": counters["time_evaluating"],
-            "target_return": cfg.target_return,
-            "time_to_target": counters["time_to_target"],
-            "steps_to_target": counters["steps_to_target"],
-            "device": str(device),
         })

@@ -163,6 +163,34 @@ class Run:
         raise KeyboardInterrupt(f"interrupted at step {step:,}{where}")
 
     # ---------------------------------------------------------------- summary
+    def standard_summary(self, config: Config, counters: Mapping[str, Any], episodes, eval_returns: list[float],
+                         steps_trained: int, train_seconds: float, device) -> dict[str, Any]:
+        """The summary fields every algorithm reports, from its counters and episode tracker.
+
+        ``counters`` holds ``step``, ``time_acting``, ``time_learning``, ``time_evaluating``,
+        ``time_to_target`` and ``steps_to_target``; ``steps_trained`` and ``train_seconds``
+        cover this process's training loop (for ``steps_per_second``).
+        """
+        return {
+            "env": config.env,
+            "env_backend": config.env_backend,
+            "seed": config.seed,
+            "total_steps": counters["step"],
+            "eval_return": sum(eval_returns) / len(eval_returns),
+            "eval_returns": eval_returns,
+            "train_return": episodes.mean_return(),
+            "episodes": episodes.episodes,
+            "steps_per_second": steps_trained / train_seconds if train_seconds > 0 else None,
+            "wall_seconds": self.elapsed(),
+            "time_acting": counters["time_acting"],
+            "time_learning": counters["time_learning"],
+            "time_evaluating": counters["time_evaluating"],
+            "target_return": config.target_return,
+            "time_to_target": counters["time_to_target"],
+            "steps_to_target": counters["steps_to_target"],
+            "device": str(device),
+        }
+
     def finish(self, summary: Mapping[str, Any]) -> dict[str, Any]:
         summary = {"algo": self.algo, **summary, "resumes": self.resumes, "config": self.config.to_dict()}
         if self.out is not None:

@@ -54,3 +54,41 @@ class VectorEnv(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
     def close(self) -> None: ...
+
+
+class TensorEnv:
+    """What the batched tensor envs share: ``state [N, state_dim]``, a step counter per
+    environment, and a ``torch.Generator`` of their own for fresh starts, all on ``device``.
+
+    Subclasses set ``spaces`` and ``state_dim`` and implement ``reset`` and ``step``.
+    ``dtype=torch.float64`` reproduces gymnasium's float64 arithmetic exactly; the default
+    float32 is what policies consume and is faster.
+    """
+
+    spaces: SpaceInfo
+    state_dim: int
+
+    def __init__(self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0,
+                 dtype: torch.dtype = torch.float32):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1; got {num_envs}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(int(seed))
+        self.state = torch.zeros(num_envs, self.state_dim, device=self.device, dtype=dtype)
+        self.steps = torch.zeros(num_envs, dtype=torch.int32, device=self.device)
+
+    def state_dict(self) -> dict:
+        # Copies: on the CPU, .cpu() returns the very same tensors, which later steps replace.
+        return {"state": self.state.cpu().clone(), "steps": self.steps.cpu().clone(),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = state["state"].to(self.device, self.dtype, copy=True)
+        self.steps = state["steps"].to(self.device, torch.int32, copy=True)
+        self.generator.set_state(state["generator"])
+
+    def close(self) -> None:
+        pass

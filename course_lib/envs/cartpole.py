@@ -12,10 +12,10 @@ import math
 
 import torch
 
-from .base import SpaceInfo, StepResult
+from .base import SpaceInfo, StepResult, TensorEnv
 
 
-class TensorCartPole:
+class TensorCartPole(TensorEnv):
     """``num_envs`` CartPole-v1 copies as ``[N, 4]`` state tensors, auto-resetting in the same step.
 
     Observation: cart position x, cart velocity, pole angle θ (radians), pole angular
@@ -39,19 +39,8 @@ class TensorCartPole:
     x_threshold = 2.4
     max_episode_steps = 500
 
+    state_dim = 4
     spaces = SpaceInfo(obs_shape=(4,), discrete=True, num_actions=2)
-
-    def __init__(self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0,
-                 dtype: torch.dtype = torch.float32):
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1; got {num_envs}")
-        self.num_envs = num_envs
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(int(seed))
-        self.state = torch.zeros(num_envs, 4, device=self.device, dtype=dtype)
-        self.steps = torch.zeros(num_envs, dtype=torch.int32, device=self.device)
 
     def _initial_states(self, n: int) -> torch.Tensor:
         u = torch.rand(n, 4, generator=self.generator, device=self.device, dtype=self.dtype)
@@ -92,15 +81,3 @@ class TensorCartPole:
         self.state = torch.where(done.unsqueeze(-1), self._initial_states(self.num_envs), nxt)
         self.steps = torch.where(done, 0, self.steps)
         return StepResult(self.state.float(), reward, terminated, truncated, nxt.float())
-
-    def state_dict(self) -> dict:
-        return {"state": self.state.cpu().clone(), "steps": self.steps.cpu().clone(),
-                "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.state = state["state"].to(self.device, self.dtype)
-        self.steps = state["steps"].to(self.device)
-        self.generator.set_state(state["generator"])
-
-    def close(self) -> None:
-        pass

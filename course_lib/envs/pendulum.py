@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .base import SpaceInfo, StepResult
+from .base import SpaceInfo, StepResult, TensorEnv
 
 
 def angle_normalize(theta: torch.Tensor) -> torch.Tensor:
@@ -20,7 +20,7 @@ def angle_normalize(theta: torch.Tensor) -> torch.Tensor:
     return torch.remainder(theta + math.pi, 2 * math.pi) - math.pi
 
 
-class TensorPendulum:
+class TensorPendulum(TensorEnv):
     """``num_envs`` Pendulum-v1 copies as ``[N, 2]`` states ``(θ, θ̇)``, auto-resetting in the same step.
 
     Observation ``[N, 3]``: :math:`(\\cos\\theta, \\sin\\theta, \\dot\\theta)`, with θ = 0
@@ -52,19 +52,12 @@ class TensorPendulum:
     max_episode_steps = 200
     start_high = (math.pi, 1.0)  # initial (θ, θ̇) drawn uniformly from [-high, high]
 
+    state_dim = 2
     spaces = SpaceInfo(obs_shape=(3,), discrete=False, action_dim=1, action_low=(-2.0,), action_high=(2.0,))
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0,
                  dtype: torch.dtype = torch.float32):
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1; got {num_envs}")
-        self.num_envs = num_envs
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(int(seed))
-        self.state = torch.zeros(num_envs, 2, device=self.device, dtype=dtype)
-        self.steps = torch.zeros(num_envs, dtype=torch.int32, device=self.device)
+        super().__init__(num_envs, device, seed, dtype)
         self._start_high = torch.tensor(self.start_high, device=self.device, dtype=dtype)
 
     def _initial_states(self, n: int) -> torch.Tensor:
@@ -119,16 +112,3 @@ class TensorPendulum:
         self.state = torch.where(truncated.unsqueeze(-1), self._initial_states(self.num_envs), nxt)
         self.steps = torch.where(truncated, 0, self.steps)
         return StepResult(self.observation(self.state), reward, terminated, truncated, self.observation(nxt))
-
-    def state_dict(self) -> dict:
-        # Copies: on the CPU, .cpu() and .to() return the very same tensors.
-        return {"state": self.state.cpu().clone(), "steps": self.steps.cpu().clone(),
-                "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.state = state["state"].to(self.device, self.dtype, copy=True)
-        self.steps = state["steps"].to(self.device, torch.int32, copy=True)
-        self.generator.set_state(state["generator"])
-
-    def close(self) -> None:
-        pass
