@@ -11,7 +11,6 @@ with status 2.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile

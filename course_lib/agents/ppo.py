@@ -28,7 +28,6 @@ annealing of the learning rate (and optionally of ε).
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -36,34 +35,27 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from ..core import (Config, ConfigError, EpisodeTracker, ProgressBar, Run, option, resolve_device,
+from ..core import (ConfigError, EpisodeTracker, ProgressBar, Run, option, resolve_device,
                     seed_everything)
 from ..core.run import to_cpu
-from ..envs import BACKENDS, SpaceInfo, UnknownEnvironment, check_env, make_vector_env
+from ..envs import SpaceInfo, make_vector_env
 from ..evaluation import evaluate_policy
 from ..nets import Categorical, DiagGaussian, mlp
 from ..normalization import RewardScaler
 from ..returns import gae_advantages
+from .base import RunConfig
 
 __all__ = ["PPOConfig", "ActorCritic", "clipped_surrogate_objective", "clipped_value_loss", "ppo_loss",
            "train", "BENCHMARKS"]
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 # Greedy episodes that must confirm a reached target before stop_at_target stops a run.
 CONFIRM_EPISODES = 100
 
 
 @dataclass
-class PPOConfig(Config):
+class PPOConfig(RunConfig):
     """PPO's hyper-parameters. Defaults are tuned for CartPole-v1 at 100k steps (after rl-zoo)."""
 
-    env: str = option("CartPole-v1", "environment id")
-    env_backend: str = option("gymnasium", "gymnasium envs, or batched tensor envs stepped on the device",
-                              choices=BACKENDS)
-    total_steps: int = option(100_000, "environment steps to train for", low=1)
-    seed: int = option(0, "random seed (environments i use seed + i)", low=0)
-    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
-    deterministic: bool = option(False, "deterministic torch kernels: same seed, same numbers")
     num_envs: int = option(8, "parallel environments", low=1)
     num_steps: int = option(32, "steps per environment per rollout", low=1)
     num_epochs: int = option(20, "optimisation epochs K over each rollout", low=1)
@@ -95,13 +87,7 @@ class PPOConfig(Config):
     checkpoint_every: int = option(50_000, "checkpoint every this many steps (and at the end)", low=1)
 
     def validate(self) -> None:
-        try:
-            check_env(self.env, self.env_backend)
-        except UnknownEnvironment as exc:
-            raise ConfigError(str(exc)) from None
-        if not _DEVICE_RE.match(self.device):
-            raise ConfigError(f"PPOConfig.device = {self.device!r} is not accepted; accepted: auto, cpu, cuda, "
-                              "cuda:N, mps")
+        super().validate()
         if self.batch_size % self.num_minibatches:
             raise ConfigError(
                 f"num_envs × num_steps = {self.batch_size} must divide into num_minibatches = "

@@ -35,7 +35,6 @@ the loop waits for the device (no ``.item()``) except when a metrics row is writ
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -43,32 +42,27 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from ..core import (Config, ConfigError, EpisodeTracker, ProgressBar, Run, option, resolve_device,
+from ..core import (ConfigError, EpisodeTracker, ProgressBar, Run, option, resolve_device,
                     seed_everything)
 from ..core.run import to_cpu
-from ..envs import BACKENDS, GYM_ENV_IDS, SpaceInfo, UnknownEnvironment, check_env, make_vector_env
+from ..envs import GYM_ENV_IDS, SpaceInfo, make_vector_env
 from ..evaluation import evaluate_policy
 from ..nets import EnsembleMLP, mlp
+from .base import RunConfig
 
 __all__ = ["SACConfig", "ReplayBuffer", "SquashedGaussianActor", "TwinQ", "soft_bellman_target",
            "tanh_gaussian_log_prob", "polyak_update", "train", "BENCHMARKS"]
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _LOG_2PI = math.log(2 * math.pi)
 _LOG_2 = math.log(2.0)
 
 
 @dataclass
-class SACConfig(Config):
+class SACConfig(RunConfig):
     """SAC's hyper-parameters. Defaults reach a greedy return of about -150 on Pendulum-v1 in 20k steps."""
 
     env: str = option("Pendulum-v1", "environment id (continuous actions)")
-    env_backend: str = option("gymnasium", "gymnasium envs, or batched tensor envs stepped on the device",
-                              choices=BACKENDS)
     total_steps: int = option(20_000, "environment steps to train for", low=1)
-    seed: int = option(0, "random seed (environments i use seed + i)", low=0)
-    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
-    deterministic: bool = option(False, "deterministic torch kernels: same seed, same numbers")
     num_envs: int = option(1, "parallel environments (each loop iteration steps all of them)", low=1)
     buffer_size: int = option(1_000_000, "replay buffer capacity in transitions", low=1)
     learning_starts: int = option(1_000, "uniformly random actions and no learning for this many steps", low=1)
@@ -98,13 +92,7 @@ class SACConfig(Config):
     checkpoint_every: int = option(50_000, "checkpoint every this many steps (and at the end)", low=1)
 
     def validate(self) -> None:
-        try:
-            check_env(self.env, self.env_backend)
-        except UnknownEnvironment as exc:
-            raise ConfigError(str(exc)) from None
-        if not _DEVICE_RE.match(self.device):
-            raise ConfigError(f"SACConfig.device = {self.device!r} is not accepted; accepted: auto, cpu, cuda, "
-                              "cuda:N, mps")
+        super().validate()
         if _is_discrete(self.env, self.env_backend):
             continuous = [e for e in GYM_ENV_IDS if not _is_discrete(e, "gymnasium")]
             raise ConfigError(f"SAC needs continuous actions but {self.env!r} has discrete ones; accepted: "
