@@ -21,7 +21,7 @@ help:
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[book,grading,dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[book,grading,dev,mujoco,ray]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -45,7 +45,7 @@ book: setup
 constraints:
 	rm -rf /tmp/course-constraints-venv
 	$(PYTHON) -m venv /tmp/course-constraints-venv
-	/tmp/course-constraints-venv/bin/python -m pip install --quiet "torch==2.13.0" -e ".[book,grading,dev]"
+	/tmp/course-constraints-venv/bin/python -m pip install --quiet "torch==2.13.0" -e ".[book,grading,dev,mujoco,ray]"
 	( echo "# Exact versions 'make' installs (pip -c). pyproject.toml keeps ranges for Colab and other installs."; \
 	  echo "# Regenerate after changing dependencies: make constraints"; \
 	  /tmp/course-constraints-venv/bin/python -m pip freeze --exclude-editable | sed 's/+cpu$$//' ) > constraints.txt

@@ -60,7 +60,7 @@ def test_environment_yml_lists_the_same_requirements_as_pyproject():
         tomllib = pytest.importorskip("tomli")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     expected = list(project["dependencies"])
-    for extra in ("book", "grading", "dev"):
+    for extra in ("book", "grading", "dev", "mujoco", "ray"):
         expected += project["optional-dependencies"][extra]
 
     environment = _yaml("environment.yml")

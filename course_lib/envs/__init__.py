@@ -14,7 +14,7 @@ from .gym_vector import GymVectorEnv
 from .pendulum import TensorPendulum
 
 __all__ = [
-    "BACKENDS", "GYM_ENV_IDS", "TENSOR_ENVS", "SpaceInfo", "StepResult", "VectorEnv",
+    "BACKENDS", "GYM_ENV_IDS", "MUJOCO_ENV_IDS", "TENSOR_ENVS", "SpaceInfo", "StepResult", "VectorEnv",
     "GymVectorEnv", "TensorCartPole", "TensorPendulum", "UnknownEnvironment",
     "env_ids", "check_env", "make_vector_env",
 ]
@@ -23,6 +23,10 @@ BACKENDS = ("gymnasium", "tensor")
 # Gymnasium environments the course's agents are set up for (Box observations,
 # Discrete or 1-D Box actions, no extra downloads).
 GYM_ENV_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "MountainCarContinuous-v0")
+# MuJoCo tasks (continuous actions, for SAC): need the `mujoco` extra (pip install
+# "course-lib[mujoco]"), which brings the physics engine as a wheel.
+MUJOCO_ENV_IDS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5",
+                  "InvertedPendulum-v5", "Reacher-v5", "Swimmer-v5")
 TENSOR_ENVS = {"CartPole-v1": TensorCartPole, "Pendulum-v1": TensorPendulum}
 
 
@@ -35,8 +39,8 @@ def env_ids(backend: str | None = None) -> list[str]:
     if backend == "tensor":
         return list(TENSOR_ENVS)
     if backend == "gymnasium":
-        return list(GYM_ENV_IDS)
-    return list(dict.fromkeys([*GYM_ENV_IDS, *TENSOR_ENVS]))
+        return [*GYM_ENV_IDS, *MUJOCO_ENV_IDS]
+    return list(dict.fromkeys([*GYM_ENV_IDS, *MUJOCO_ENV_IDS, *TENSOR_ENVS]))
 
 
 def check_env(env_id: str, backend: str = "gymnasium") -> None:
@@ -47,6 +51,13 @@ def check_env(env_id: str, backend: str = "gymnasium") -> None:
         raise UnknownEnvironment(
             f"unknown environment {env_id!r} for backend {backend!r}; accepted: {', '.join(env_ids(backend))}"
         )
+    if env_id in MUJOCO_ENV_IDS:
+        try:
+            import mujoco  # noqa: F401
+        except ImportError:
+            raise UnknownEnvironment(
+                f"{env_id} needs MuJoCo, which is not installed: pip install \"course-lib[mujoco]\""
+            ) from None
 
 
 def make_vector_env(env_id: str, num_envs: int, seed: int, device: torch.device | str = "cpu",
