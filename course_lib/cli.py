@@ -185,13 +185,15 @@ def _bench(argv: list[str]) -> int:
 
 def _print_bench_row(row: dict, header: bool) -> None:
     cols = [("benchmark", 10), ("seed", 4), ("eval return", 11), ("s to target", 11), ("steps to target", 15),
-            ("steps/s", 9), ("command s", 9), ("acting s", 8), ("learning s", 10), ("device", 6)]
+            ("steps/s", 9), ("learn st/s", 10), ("command s", 9), ("acting s", 8), ("learning s", 10), ("device", 6)]
     if header:
         print("  ".join(name.rjust(width) for name, width in cols))
     tt = row.get("time_to_target")
     st = row.get("steps_to_target")
     values = [row["benchmark"], row["seed"], f"{row['eval_return']:.1f}", f"{tt:.1f}" if tt is not None else "-",
-              f"{st:,}" if st is not None else "-", f"{row['steps_per_second']:,.0f}", f"{row['command_seconds']:.1f}",
+              f"{st:,}" if st is not None else "-", f"{row['steps_per_second']:,.0f}",
+              f"{row['learning_steps_per_second']:,.0f}" if row.get("learning_steps_per_second") else "-",
+              f"{row['command_seconds']:.1f}",
               f"{row['time_acting']:.1f}", f"{row['time_learning']:.1f}", row["device"]]
     print("  ".join(str(v).rjust(width) for v, (_, width) in zip(values, cols)), flush=True)
 

@@ -114,6 +114,24 @@ def test_twin_q_members_are_independent_mlps():
     assert not torch.allclose(q[0], q[1])  # independently initialised
 
 
+def test_ensemble_narrow_output_layer_equals_batched_matmul():
+    """The critic's one-column output layer multiplies and sums instead of calling baddbmm
+    (much faster on CPU); values and gradients must be those of the matmul."""
+    from course_lib.nets import EnsembleMLP
+    torch.manual_seed(0)
+    net = EnsembleMLP(2, 4, [16, 16], 1)
+    x = torch.randn(7, 4)
+    fast = net(x)
+    fast_grads = torch.autograd.grad(fast.square().sum(), list(net.parameters()))
+    net.NARROW = 0  # every layer through baddbmm
+    slow = net(x)
+    slow_grads = torch.autograd.grad(slow.square().sum(), list(net.parameters()))
+    assert fast.shape == slow.shape == (2, 7, 1)
+    torch.testing.assert_close(fast, slow)
+    for a, b in zip(fast_grads, slow_grads):
+        torch.testing.assert_close(a, b)
+
+
 def test_polyak_update():
     online, target = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     before = [p.detach().clone() for p in target.parameters()]
@@ -194,7 +212,7 @@ def test_train_writes_files_and_summary(tmp_path):
     summary = train(cfg, tmp_path / "run", progress=False)
     on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
     for key in ("algo", "env", "seed", "total_steps", "eval_return", "train_return", "steps_per_second",
-                "updates_per_second", "wall_seconds", "device"):
+                "updates_per_second", "learning_steps_per_second", "wall_seconds", "device"):
         assert key in on_disk, key
     assert on_disk == json.loads(json.dumps(summary))
     assert summary["algo"] == "sac" and summary["total_steps"] == 400 and len(summary["eval_returns"]) == 2
@@ -237,6 +255,29 @@ def test_checkpoint_holds_the_replay_buffer(tmp_path):
     train(SACConfig(total_steps=300, **SMALL), tmp_path / "run", progress=False)
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["buffer"]
     assert state["size"] == 300 and state["obs"].shape == (300, 3)
+
+
+def test_bfloat16_precision_trains_with_float32_outputs():
+    """precision=bfloat16 runs the hidden layers under autocast; the Q values, log-probabilities
+    and losses stay float32 and finite."""
+    summary = train(SACConfig(total_steps=300, precision="bfloat16", **SMALL), None, progress=False)
+    assert summary["updates"] == 201 and math.isfinite(summary["eval_return"])
+    torch.manual_seed(0)
+    critic, actor = TwinQ(PENDULUM, hidden_size=32), SquashedGaussianActor(PENDULUM, hidden_size=32)
+    obs, act = torch.randn(64, 3), torch.rand(64, 1) * 2 - 1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q = critic(obs, act)
+        _, log_prob = actor.sample(obs)
+    assert q.dtype == log_prob.dtype == torch.float32
+    torch.testing.assert_close(q, critic(obs, act), atol=0.05, rtol=0.02)  # bfloat16 keeps ~3 digits
+
+
+def test_mujoco_task_smoke():
+    """HalfCheetah-v5 (MuJoCo, from the mujoco wheel) trains through the same code path."""
+    cfg = SACConfig(env="HalfCheetah-v5", total_steps=300, **{**SMALL, "eval_episodes": 1})
+    summary = train(cfg, None, progress=False)
+    assert summary["env"] == "HalfCheetah-v5" and summary["updates"] == 201
+    assert len(summary["eval_returns"]) == 1 and math.isfinite(summary["eval_return"])
 
 
 @pytest.mark.slow

@@ -63,13 +63,22 @@ class EnsembleMLP(nn.Module):
             self.weights.append(nn.Parameter(weight))
             self.biases.append(nn.Parameter(torch.zeros(members, 1, b)))
 
+    # Layers with fewer outputs than this multiply and sum instead of calling baddbmm: CPU
+    # batched-matmul kernels are several times slower than that for a few output columns
+    # (a critic's single Q value), forward and backward.
+    NARROW = 8
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, in_dim]`` or ``[E, N, in_dim]`` -> ``[E, N, out_dim]``."""
         if x.dim() == 2:
             x = x.expand(self.members, *x.shape)
         last = len(self.weights) - 1
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias, x, weight)
+            if weight.shape[-1] < self.NARROW:
+                # [E, N, in, 1] * [E, 1, in, out] summed over in; in float32 even under autocast.
+                x = bias + (x.unsqueeze(-1) * weight.unsqueeze(1)).sum(-2)
+            else:
+                x = torch.baddbmm(bias, x, weight)
             if i < last:
                 x = self.activation(x)
         return x
