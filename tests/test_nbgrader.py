@@ -1,14 +1,19 @@
-"""The `ppo` assignment through the real nbgrader command line, as an instructor runs it.
+"""The assignments (`ppo`, `sac`, `vtrace`) through the real nbgrader command line, as an instructor runs it.
 
-One module-scoped course directory (a copy of ``assignments/``) is generated once; every
-student submission is written into it and graded by as few ``nbgrader autograde`` calls as
-possible (one with the configured cell timeout, one with a short timeout for the student
-whose notebook never stops). Scores are read back per test cell from the gradebook.
+One module-scoped course directory (a copy of ``assignments/``) is generated once, every
+assignment at a time; every student submission is written into it and graded by as few
+``nbgrader`` calls as possible: one ``autograde`` for all assignments with the configured cell
+timeout, one with a short timeout for the student whose notebook never stops, and one
+``validate`` per scenario for all notebooks together. (Each call starts nbgrader, and each
+notebook a kernel that imports torch: those seconds, not the tests, are the cost of this module.)
+Scores are read back per test cell from the gradebook.
 
-Scenarios: release without solutions or hidden tests; ``validate`` passes on the source and
-fails every test of the release; full marks for the reference solution, zero for the blank
-release, partial marks with exactly the expected cells failing for wrong solutions; an
-infinite loop cut off by the timeout; edited test cells graded by the original tests.
+Scenarios, for every assignment: release without solutions or hidden tests; ``validate`` passes
+on the source and fails every test of the release; full marks for the reference solution, zero
+for the blank release, partial marks with exactly the expected cells failing for realistic wrong
+solutions; edited and deleted test cells graded by the original tests. For `ppo` also an infinite
+loop cut off by the timeout (the timeout belongs to the configuration and the kernel, not to one
+notebook, and each looping notebook costs the whole timeout).
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -28,25 +34,52 @@ REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = REPO / "assignments"
 NBGRADER = Path(sys.executable).with_name("nbgrader")
 COURSE_ID = "gpu-rl"
-ASSIGNMENT = "ppo"
-NOTEBOOK = "ppo.ipynb"
-
-# Points per autograded test cell, as the source notebook assigns them.
-POINTS = {
-    "test_gae_td_errors": 1,
-    "test_gae_no_episode_ends": 2,
-    "test_gae_termination": 1,
-    "test_gae_truncation": 2,
-    "test_surrogate_inside_band": 1,
-    "test_surrogate_clipping": 2,
-    "test_surrogate_gradient": 1,
-}
-GAE_CELLS = [name for name in POINTS if name.startswith("test_gae")]
-SURROGATE_CELLS = [name for name in POINTS if name.startswith("test_surrogate")]
 COLAB_FIRST_LINE = ("# Colab set-up: install course_lib from the course repository "
                     "(elsewhere it is installed already).")
+LOOP_TIMEOUT_S = 10  # long enough for `import torch` in a cold kernel on a slow machine
+LOOP_STUDENT = "infinite_loop"
+EDITED_STUDENT = "edited_tests"  # every test cell replaced by `pass`, one deleted, a wrong solution inside
 
+
+@dataclass(frozen=True)
+class Assignment:
+    """One assignment and the submissions graded for it.
+
+    ``wrong`` maps a student id to the solution cells it replaces (grade_id -> code) and the test
+    cells that must then score zero; every other cell must give full points. The edited_tests
+    student carries ``edited`` (a wrong solution too, so that a test that stopped running would show).
+    """
+
+    name: str
+    points: dict[str, int]                        # points per autograded test cell, as the source assigns them
+    solution_cells: tuple[str, ...]
+    wrong: dict[str, tuple[dict[str, str], list[str]]]
+    edited: tuple[dict[str, str], list[str]]
+    deleted_test_cell: str                        # edited_tests deletes this one (it would pass)
+    loop: tuple[str, str, str] | None = None      # (solution cell, the endless loop put in it, its first test)
+    loop_lost: list[str] = field(default_factory=list)
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.name}.ipynb"
+
+    def expected_lost(self) -> dict[str, list[str]]:
+        """Student id -> the test cells that must score zero."""
+        lost = {"reference": [], "blank": list(self.points)}
+        lost.update({student: cells for student, (_, cells) in self.wrong.items()})
+        lost[EDITED_STUDENT] = self.edited[1]
+        if self.loop:
+            lost[LOOP_STUDENT] = self.loop_lost
+        return lost
+
+    def total(self, student: str) -> int:
+        lost = self.expected_lost()[student]
+        return sum(points for name, points in self.points.items() if name not in lost)
+
+
+# --------------------------------------------------------------------------- ppo
 # Wrong solutions that students plausibly write.
+
 GAE_TRUNCATION_AS_TERMINATION = '''
 def gae_advantages(rewards, values, next_values, terminated, truncated, gamma, lam):
     # Wrong: a time limit is treated like a real ending, so truncated steps lose their bootstrap.
@@ -73,22 +106,136 @@ while True:
 def gae_advantages(rewards, values, next_values, terminated, truncated, gamma, lam):
     raise NotImplementedError()
 '''
-LOOP_TIMEOUT_S = 10  # long enough for `import torch` in a cold kernel on a slow machine
-DELETED_TEST_CELL = "test_surrogate_clipping"  # edited_tests deletes this one (it would pass)
 
-# Student id -> the test cells that must score zero (every other cell: full points).
-EXPECTED_LOST = {
-    "reference": [],
-    "blank": list(POINTS),
-    "wrong_gae": ["test_gae_truncation"],
-    "wrong_surrogate": ["test_surrogate_clipping", "test_surrogate_gradient"],
+_PPO_POINTS = {
+    "test_gae_td_errors": 1,
+    "test_gae_no_episode_ends": 2,
+    "test_gae_termination": 1,
+    "test_gae_truncation": 2,
+    "test_surrogate_inside_band": 1,
+    "test_surrogate_clipping": 2,
+    "test_surrogate_gradient": 1,
+}
+PPO = Assignment(
+    name="ppo",
+    points=_PPO_POINTS,
+    solution_cells=("gae_solution", "surrogate_solution"),
+    wrong={
+        "wrong_gae": ({"gae_solution": GAE_TRUNCATION_AS_TERMINATION}, ["test_gae_truncation"]),
+        "wrong_surrogate": ({"surrogate_solution": SURROGATE_WITHOUT_MIN},
+                            ["test_surrogate_clipping", "test_surrogate_gradient"]),
+    },
     # The wrong GAE again, with every test cell replaced by `pass` and one deleted: the original
     # tests still run, so it scores like wrong_gae.
-    "edited_tests": ["test_gae_truncation"],
+    edited=({"gae_solution": GAE_TRUNCATION_AS_TERMINATION}, ["test_gae_truncation"]),
+    deleted_test_cell="test_surrogate_clipping",
     # The GAE cell loops forever: its tests fail, the surrogate's still count.
-    "infinite_loop": GAE_CELLS,
+    loop=("gae_solution", GAE_INFINITE_LOOP, "test_gae_td_errors"),
+    loop_lost=[name for name in _PPO_POINTS if name.startswith("test_gae")],
+)
+
+# --------------------------------------------------------------------------- sac
+
+TARGET_AVERAGING_CRITICS = '''
+def soft_bellman_target(reward, next_q, next_log_prob, terminated, gamma, alpha):
+    # Wrong: averages the target critics instead of taking their min (no double-Q pessimism).
+    soft_value = next_q.mean(dim=0) - alpha * next_log_prob
+    return reward + gamma * (1.0 - terminated.to(reward.dtype)) * soft_value
+'''
+TARGET_ENTROPY_AFTER_THE_END = '''
+def soft_bellman_target(reward, next_q, next_log_prob, terminated, gamma, alpha):
+    # Wrong: only the critics are masked at a terminal state; the entropy term still counts there.
+    not_terminated = 1.0 - terminated.to(reward.dtype)
+    return reward + gamma * (not_terminated * next_q.min(dim=0).values - alpha * next_log_prob)
+'''
+LOG_PROB_NAIVE_CORRECTION = '''
+def tanh_gaussian_log_prob(u, mean, log_std):
+    # Wrong where tanh saturates: log(1 - tanh(u)^2 + eps) is finite, but capped at log(eps).
+    gaussian = torch.distributions.Normal(mean, log_std.exp()).log_prob(u)
+    return (gaussian - torch.log(1 - torch.tanh(u) ** 2 + 1e-6)).sum(-1)
+'''
+
+SAC = Assignment(
+    name="sac",
+    points={
+        "test_soft_target_one_critic": 1,
+        "test_soft_target_twin_critics": 2,
+        "test_soft_target_episode_ends": 2,
+        "test_log_prob_worked_example": 2,
+        "test_log_prob_large_u": 2,
+        "test_log_prob_gradient": 1,
+    },
+    solution_cells=("target_solution", "log_prob_solution"),
+    wrong={
+        "wrong_target": ({"target_solution": TARGET_AVERAGING_CRITICS}, ["test_soft_target_twin_critics"]),
+        "wrong_log_prob": ({"log_prob_solution": LOG_PROB_NAIVE_CORRECTION}, ["test_log_prob_large_u"]),
+    },
+    edited=({"target_solution": TARGET_ENTROPY_AFTER_THE_END}, ["test_soft_target_episode_ends"]),
+    deleted_test_cell="test_log_prob_gradient",
+)
+
+# --------------------------------------------------------------------------- vtrace
+
+_VTRACE_HEAD = '''
+def vtrace(rewards, values, next_values, terminated, truncated, log_rhos, gamma, rho_bar=1.0, c_bar=1.0):
+    done = terminated | truncated
+    not_terminated = (~terminated).to(rewards.dtype)
+    not_done = (~done).to(rewards.dtype)
+'''
+_VTRACE_TARGETS = '''
+    deltas = rhos * (rewards + gamma * not_terminated * next_values - values)
+    vs = torch.zeros_like(rewards)
+    correction = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        correction = deltas[t] + gamma * cs[t] * not_done[t] * correction
+        vs[t] = values[t] + correction
+'''
+VTRACE_WITHOUT_CLIPPING = _VTRACE_HEAD + '''
+    # Wrong: plain importance weights, never truncated at rho_bar and c_bar.
+    rhos = cs = torch.exp(log_rhos)
+''' + _VTRACE_TARGETS + '''
+    vs_next = next_values.clone()
+    vs_next[:-1] = torch.where(done[:-1], next_values[:-1], vs[1:])
+    return vs, rhos * (rewards + gamma * not_terminated * vs_next - values)
+'''
+VTRACE_ADVANTAGE_ACROSS_TRUNCATION = _VTRACE_HEAD + '''
+    rhos, cs = torch.exp(log_rhos).clamp(max=rho_bar), torch.exp(log_rhos).clamp(max=c_bar)
+''' + _VTRACE_TARGETS + '''
+    # Wrong: after a time limit the advantage looks at v_{t+1}, which belongs to the next episode.
+    vs_next = torch.cat([vs[1:], next_values[-1:]])
+    return vs, rhos * (rewards + gamma * not_terminated * vs_next - values)
+'''
+
+VTRACE = Assignment(
+    name="vtrace",
+    points={
+        "test_vtrace_on_policy": 2,
+        "test_vtrace_importance_weights": 2,
+        "test_vtrace_clipping": 2,
+        "test_vtrace_termination": 1,
+        "test_vtrace_truncation": 2,
+        "test_vtrace_everything": 1,
+    },
+    solution_cells=("vtrace_solution",),
+    wrong={
+        "wrong_clipping": ({"vtrace_solution": VTRACE_WITHOUT_CLIPPING},
+                           ["test_vtrace_clipping", "test_vtrace_everything"]),
+    },
+    edited=({"vtrace_solution": VTRACE_ADVANTAGE_ACROSS_TRUNCATION},
+            ["test_vtrace_truncation", "test_vtrace_everything"]),
+    deleted_test_cell="test_vtrace_termination",
+)
+
+SPECS = {spec.name: spec for spec in (PPO, SAC, VTRACE)}
+NAMES = list(SPECS)
+# Every (assignment, student) pair that is graded, for parametrizing.
+SUBMISSIONS = [(name, student) for name, spec in SPECS.items() for student in spec.expected_lost()]
+# Total scores out of 10, spelled out so that a change to the points or the scenarios shows here.
+TOTALS = {
+    "ppo": {"reference": 10, "blank": 0, "wrong_gae": 8, "wrong_surrogate": 7, EDITED_STUDENT: 8, LOOP_STUDENT: 4},
+    "sac": {"reference": 10, "blank": 0, "wrong_target": 8, "wrong_log_prob": 8, EDITED_STUDENT: 8},
+    "vtrace": {"reference": 10, "blank": 0, "wrong_clipping": 7, EDITED_STUDENT: 7},
 }
-STUDENTS = list(EXPECTED_LOST)
 
 
 def _env() -> dict[str, str]:
@@ -104,7 +251,7 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run_nbgrader(course: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_nbgrader(course: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Runs `nbgrader ARGS` in the course directory; returns the finished process (never raises on rc)."""
     assert NBGRADER.exists(), f"nbgrader is not installed next to {sys.executable}; run `make setup`"
     return subprocess.run([str(NBGRADER), *args], cwd=course, env=_env(), capture_output=True, text=True,
@@ -148,30 +295,34 @@ def solution_lines(source: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
-    """A fresh copy of assignments/ with `nbgrader generate_assignment ppo` run in it."""
+    """A fresh copy of assignments/ with `nbgrader generate_assignment "*"` run in it (every assignment)."""
     root = tmp_path_factory.mktemp("course")
     course_dir = root / "assignments"
     shutil.copytree(ASSIGNMENTS, course_dir, ignore=shutil.ignore_patterns(
         "release", "submitted", "autograded", "feedback", "downloaded", "gradebook.db", "*.csv",
         ".ipynb_checkpoints", "__pycache__"))
-    proc = run_nbgrader(course_dir, "generate_assignment", ASSIGNMENT)
+    proc = run_nbgrader(course_dir, "generate_assignment", "*")
     assert proc.returncode == 0, f"generate_assignment failed:\n{describe(proc)}"
-    assert (course_dir / "release" / ASSIGNMENT / NOTEBOOK).exists(), f"no release notebook:\n{describe(proc)}"
+    released = sorted(path.name for path in (course_dir / "release").iterdir())
+    assert released == sorted(SPECS), (
+        f"released {released}, but this module grades {sorted(SPECS)}: give a new assignment its Assignment spec")
+    for spec in SPECS.values():
+        assert (course_dir / "release" / spec.name / spec.notebook).exists(), f"no release notebook:\n{describe(proc)}"
     return course_dir
 
 
 @pytest.fixture(scope="module")
-def source_nb(course) -> nbformat.NotebookNode:
-    return read_notebook(course / "source" / ASSIGNMENT / NOTEBOOK)
+def source_nbs(course) -> dict[str, nbformat.NotebookNode]:
+    return {name: read_notebook(course / "source" / name / spec.notebook) for name, spec in SPECS.items()}
 
 
 @pytest.fixture(scope="module")
-def release_nb(course) -> nbformat.NotebookNode:
-    return read_notebook(course / "release" / ASSIGNMENT / NOTEBOOK)
+def release_nbs(course) -> dict[str, nbformat.NotebookNode]:
+    return {name: read_notebook(course / "release" / name / spec.notebook) for name, spec in SPECS.items()}
 
 
-def make_submissions(course: Path, source_nb, release_nb) -> None:
-    """Writes submitted/<student>/ppo/ppo.ipynb for every student, each a modified release notebook."""
+def make_submissions(course: Path, spec: Assignment, source_nb, release_nb) -> None:
+    """Writes submitted/<student>/<assignment>/<notebook> for every student, each a modified release notebook."""
     source_cells = cells_by_id(source_nb)
 
     def submission(solutions: dict[str, str] | None = None, edit_tests: bool = False) -> nbformat.NotebookNode:
@@ -186,38 +337,41 @@ def make_submissions(course: Path, source_nb, release_nb) -> None:
                 meta["points"] = 0
         if edit_tests:
             nb.cells = [cell for cell in nb.cells
-                        if cell.metadata.get("nbgrader", {}).get("grade_id") != DELETED_TEST_CELL]
+                        if cell.metadata.get("nbgrader", {}).get("grade_id") != spec.deleted_test_cell]
         return nb
 
-    blank = nbformat.from_dict(release_nb)
     notebooks = {
         "reference": submission(),
-        "blank": blank,
-        "wrong_gae": submission({"gae_solution": GAE_TRUNCATION_AS_TERMINATION}),
-        "wrong_surrogate": submission({"surrogate_solution": SURROGATE_WITHOUT_MIN}),
-        "edited_tests": submission({"gae_solution": GAE_TRUNCATION_AS_TERMINATION}, edit_tests=True),
-        "infinite_loop": submission({"gae_solution": GAE_INFINITE_LOOP}),
+        "blank": nbformat.from_dict(release_nb),
+        **{student: submission(solutions) for student, (solutions, _) in spec.wrong.items()},
+        EDITED_STUDENT: submission(spec.edited[0], edit_tests=True),
     }
-    assert set(notebooks) == set(STUDENTS)
+    if spec.loop:
+        loop_cell, loop_code, _ = spec.loop
+        notebooks[LOOP_STUDENT] = submission({loop_cell: loop_code})
+    assert set(notebooks) == set(spec.expected_lost())
     for student, nb in notebooks.items():
-        path = course / "submitted" / student / ASSIGNMENT / NOTEBOOK
+        path = course / "submitted" / student / spec.name / spec.notebook
         path.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, path)
 
 
 @pytest.fixture(scope="module")
-def graded(course, source_nb, release_nb):
-    """Autogrades every student; returns (scores {student: {cell: (score, max)}}, {call: (process, seconds)})."""
+def graded(course, source_nbs, release_nbs):
+    """Autogrades every submission of every assignment.
+
+    Returns (scores {assignment: {student: {cell: (score, max)}}}, {call: (process, seconds)}).
+    """
     from nbgrader.api import Gradebook
 
-    make_submissions(course, source_nb, release_nb)
+    for name, spec in SPECS.items():
+        make_submissions(course, spec, source_nbs[name], release_nbs[name])
     calls = {}
     start = time.perf_counter()
-    calls["main"] = (run_nbgrader(course, "autograde", ASSIGNMENT,
-                                  "--CourseDirectory.student_id_exclude=infinite_loop"),
+    calls["main"] = (run_nbgrader(course, "autograde", "*", f"--CourseDirectory.student_id_exclude={LOOP_STUDENT}"),
                      time.perf_counter() - start)
     start = time.perf_counter()
-    calls["loop"] = (run_nbgrader(course, "autograde", ASSIGNMENT, "--student=infinite_loop",
+    calls["loop"] = (run_nbgrader(course, "autograde", "*", f"--student={LOOP_STUDENT}",
                                   f"--Execute.timeout={LOOP_TIMEOUT_S}", timeout=120),
                      time.perf_counter() - start)
     for proc, _ in calls.values():
@@ -225,33 +379,47 @@ def graded(course, source_nb, release_nb):
 
     scores = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id=COURSE_ID) as gb:
-        for student in STUDENTS:
-            nb = gb.find_submission_notebook(NOTEBOOK[:-len(".ipynb")], ASSIGNMENT, student)
-            scores[student] = {grade.name: (grade.score, grade.max_score) for grade in nb.grades}
+        for name, student in SUBMISSIONS:
+            spec = SPECS[name]
+            nb = gb.find_submission_notebook(spec.notebook[:-len(".ipynb")], name, student)
+            scores.setdefault(name, {})[student] = {grade.name: (grade.score, grade.max_score) for grade in nb.grades}
     return scores, calls
 
 
 # --------------------------------------------------------------------------- fast checks (no nbgrader run)
 
 
-def test_source_notebook_is_stored_clean():
+@pytest.mark.parametrize("name", NAMES)
+def test_source_notebook_is_stored_clean(name):
     """The source notebook: nbformat 4, no outputs, nbgrader metadata, 10 points, Colab cell verbatim."""
-    nb = read_notebook(ASSIGNMENTS / "source" / ASSIGNMENT / NOTEBOOK)
+    spec = SPECS[name]
+    nb = read_notebook(ASSIGNMENTS / "source" / name / spec.notebook)
     assert nb.nbformat == 4
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert cell.outputs == [] and cell.execution_count is None, (
                 f"cell {cell.get('id')} has outputs; store the notebook stripped")
     cells = cells_by_id(nb)
-    assert {k: int(c.metadata.nbgrader.points) for k, c in cells.items() if c.metadata.nbgrader.grade} == POINTS
-    for name in POINTS:
-        assert cells[name].metadata.nbgrader.locked, f"test cell {name} must be locked (read-only)"
-        assert "### BEGIN HIDDEN TESTS" in cells[name].source, f"test cell {name} has no hidden tests"
-    for name in ("gae_solution", "surrogate_solution"):
-        assert cells[name].metadata.nbgrader.solution and "### BEGIN SOLUTION" in cells[name].source
+    assert {k: int(c.metadata.nbgrader.points) for k, c in cells.items() if c.metadata.nbgrader.grade} == spec.points
+    assert sum(spec.points.values()) == 10
+    for test_name in spec.points:
+        assert cells[test_name].metadata.nbgrader.locked, f"test cell {test_name} must be locked (read-only)"
+        assert "### BEGIN HIDDEN TESTS" in cells[test_name].source, f"test cell {test_name} has no hidden tests"
+    assert [k for k, c in cells.items() if c.metadata.nbgrader.solution] == list(spec.solution_cells)
+    for solution_name in spec.solution_cells:
+        assert "### BEGIN SOLUTION" in cells[solution_name].source
     colab = next(c for c in nb.cells if c.cell_type == "code")
     assert colab.source.splitlines()[0] == COLAB_FIRST_LINE, "the first code cell must be the Colab set-up cell"
     assert 'if "google.colab" in sys.modules:' in colab.source
+    assert colab.metadata.nbgrader.locked and cells["imports"].metadata.nbgrader.locked
+
+
+def test_scenarios_add_up():
+    """The expected totals follow from the points and the cells each scenario loses."""
+    for name, spec in SPECS.items():
+        assert {student: spec.total(student) for student in spec.expected_lost()} == TOTALS[name], name
+        assert spec.deleted_test_cell in spec.points and spec.deleted_test_cell not in spec.edited[1], (
+            f"{name}: the deleted cell should be one the edited submission would pass, so that restoring it shows")
 
 
 def test_config_sets_course_root_and_timeout(monkeypatch):
@@ -270,10 +438,11 @@ def test_config_sets_course_root_and_timeout(monkeypatch):
 
 
 @pytest.mark.slow
-def test_release_has_no_solutions_and_no_hidden_tests(source_nb, release_nb):
-    source_cells, release_cells = cells_by_id(source_nb), cells_by_id(release_nb)
+@pytest.mark.parametrize("name", NAMES)
+def test_release_has_no_solutions_and_no_hidden_tests(name, source_nbs, release_nbs):
+    source_cells, release_cells = cells_by_id(source_nbs[name]), cells_by_id(release_nbs[name])
     assert set(release_cells) == set(source_cells), "the release must keep every nbgrader cell"
-    release_text = "\n".join(cell.source for cell in release_nb.cells)
+    release_text = "\n".join(cell.source for cell in release_nbs[name].cells)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "_reference_"):
         assert marker not in release_text, f"{marker!r} leaked into the release notebook"
     for grade_id, cell in source_cells.items():
@@ -289,29 +458,36 @@ def test_release_has_no_solutions_and_no_hidden_tests(source_nb, release_nb):
             assert released.metadata.get("editable") is False, f"{grade_id}: test cells must be read-only"
 
 
-# --------------------------------------------------------------------------- b. validate
+# --------------------------------------------------------------------------- b. validate (all notebooks per call)
+
+
+def _validate(course: Path, folder: str, *options: str) -> subprocess.CompletedProcess:
+    """`nbgrader validate [OPTIONS] folder/<a>/<a>.ipynb ...` for every assignment, in the order of NAMES."""
+    return run_nbgrader(course, "validate", *options, *(f"{folder}/{name}/{SPECS[name].notebook}" for name in NAMES))
 
 
 @pytest.mark.slow
-def test_validate_passes_on_the_source(course):
-    proc = run_nbgrader(course, "validate", f"source/{ASSIGNMENT}/{NOTEBOOK}")
+def test_validate_passes_on_the_sources(course):
+    proc = _validate(course, "source")
     assert proc.returncode == 0, describe(proc)
-    assert "Success! Your notebook passes all the tests." in proc.stdout, describe(proc)
+    assert proc.stdout.count("Success! Your notebook passes all the tests.") == len(NAMES), describe(proc)
     assert "VALIDATION FAILED" not in proc.stdout, describe(proc)
 
 
 @pytest.mark.slow
-def test_validate_fails_every_test_of_the_release(course):
+def test_validate_fails_every_test_of_the_releases(course):
     # --invert succeeds only when no test cell passes: the stubs must make every test fail.
-    proc = run_nbgrader(course, "validate", "--invert", f"release/{ASSIGNMENT}/{NOTEBOOK}")
+    proc = _validate(course, "release", "--invert")
     assert proc.returncode == 0, describe(proc)
-    assert "Success! The notebook does not pass any tests." in proc.stdout, describe(proc)
+    assert proc.stdout.count("Success! The notebook does not pass any tests.") == len(NAMES), describe(proc)
     assert "NOTEBOOK PASSED ON" not in proc.stdout, describe(proc)
-    # Without --invert the same notebook fails on all 7 test cells; nbgrader 0.9 still exits with 0,
-    # so only its output tells.
-    proc = run_nbgrader(course, "validate", f"release/{ASSIGNMENT}/{NOTEBOOK}")
+    # Without --invert each notebook fails on all its test cells (the ungraded "try it" cells that call
+    # the stubs do not count); nbgrader 0.9 still exits with 0, so only its output tells. Notebooks are
+    # validated, and reported, in the order given.
+    proc = _validate(course, "release")
     assert proc.returncode == 0, describe(proc)
-    assert f"VALIDATION FAILED ON {len(POINTS)} CELL(S)!" in proc.stdout, describe(proc)
+    failed = [int(n) for n in re.findall(r"VALIDATION FAILED ON (\d+) CELL\(S\)!", proc.stdout)]
+    assert failed == [len(SPECS[name].points) for name in NAMES], describe(proc)
     assert "NotImplementedError" in proc.stdout, describe(proc)
 
 
@@ -319,60 +495,66 @@ def test_validate_fails_every_test_of_the_release(course):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("student", STUDENTS)
-def test_autograde_scores_each_cell(graded, student):
-    scores, _ = graded
-    got = scores[student]
-    assert set(got) == set(POINTS), f"{student}: graded cells {sorted(got)}, expected {sorted(POINTS)}"
-    expected = {name: (0.0 if name in EXPECTED_LOST[student] else float(points), float(points))
-                for name, points in POINTS.items()}
-    wrong = {name: f"got {got[name][0]}/{got[name][1]}, expected {expected[name][0]}/{expected[name][1]}"
-             for name in POINTS if got[name] != expected[name]}
-    assert not wrong, f"{student}: unexpected scores per test cell: {wrong}"
+@pytest.mark.parametrize("name,student", SUBMISSIONS)
+def test_autograde_scores_each_cell(graded, name, student):
+    spec = SPECS[name]
+    got = graded[0][name][student]
+    assert set(got) == set(spec.points), f"{student}: graded cells {sorted(got)}, expected {sorted(spec.points)}"
+    lost = spec.expected_lost()[student]
+    expected = {cell: (0.0 if cell in lost else float(points), float(points)) for cell, points in spec.points.items()}
+    wrong = {cell: f"got {got[cell][0]}/{got[cell][1]}, expected {expected[cell][0]}/{expected[cell][1]}"
+             for cell in spec.points if got[cell] != expected[cell]}
+    assert not wrong, f"{name}, {student}: unexpected scores per test cell: {wrong}"
 
 
 @pytest.mark.slow
 def test_autograde_totals(graded):
-    scores, _ = graded
-    totals = {student: sum(score for score, _ in cells.values()) for student, cells in scores.items()}
-    assert totals == {"reference": 10, "blank": 0, "wrong_gae": 8, "wrong_surrogate": 7, "edited_tests": 8,
-                      "infinite_loop": 4}, f"total scores: {totals}"
+    totals = {name: {student: sum(score for score, _ in cells.values()) for student, cells in by_student.items()}
+              for name, by_student in graded[0].items()}
+    assert totals == TOTALS, f"total scores: {totals}"
 
 
 @pytest.mark.slow
 def test_infinite_loop_is_cut_off_by_the_timeout(course, graded):
     _, calls = graded
     proc, seconds = calls["loop"]
+    looping = [spec for spec in SPECS.values() if spec.loop]
     assert "Timeout waiting for execute reply" in proc.stderr, f"no cell timed out:\n{describe(proc)}"
-    # One cell times out; a second one would show the timeout did not stop the loop.
-    assert proc.stderr.count("Timeout waiting for execute reply") == 1, describe(proc)
-    assert seconds < 60, f"grading one looping notebook took {seconds:.0f} s with a {LOOP_TIMEOUT_S} s timeout"
-    nb = read_notebook(course / "autograded" / "infinite_loop" / ASSIGNMENT / NOTEBOOK)
-    errors = [out for out in cells_by_id(nb)["gae_solution"].outputs if out.output_type == "error"]
-    assert errors, "the looping cell should carry the timeout as an error output"
-    # The cells after the loop ran: the surrogate's tests passed (checked in the scores), the GAE tests
-    # failed because the function was never defined.
-    gae_test = cells_by_id(nb)["test_gae_td_errors"]
-    assert any(out.output_type == "error" and out.ename == "NameError" for out in gae_test.outputs), (
-        "the GAE tests should fail with a NameError after the interrupted cell")
+    # One cell times out per looping notebook; more would show the timeout did not stop the loop.
+    assert proc.stderr.count("Timeout waiting for execute reply") == len(looping), describe(proc)
+    assert seconds < 60 * len(looping), (
+        f"grading {len(looping)} looping notebook(s) took {seconds:.0f} s with a {LOOP_TIMEOUT_S} s timeout")
+    for spec in looping:
+        loop_cell, _, first_test = spec.loop
+        nb = read_notebook(course / "autograded" / LOOP_STUDENT / spec.name / spec.notebook)
+        errors = [out for out in cells_by_id(nb)[loop_cell].outputs if out.output_type == "error"]
+        assert errors, "the looping cell should carry the timeout as an error output"
+        # The cells after the loop ran: the other part's tests passed (checked in the scores), the
+        # tests of the looping part failed because its function was never defined.
+        test_cell = cells_by_id(nb)[first_test]
+        assert any(out.output_type == "error" and out.ename == "NameError" for out in test_cell.outputs), (
+            f"{spec.name}: the tests should fail with a NameError after the interrupted cell")
 
 
 @pytest.mark.slow
-def test_edited_test_cells_are_restored(course, graded, source_nb):
-    nb = read_notebook(course / "autograded" / "edited_tests" / ASSIGNMENT / NOTEBOOK)
-    source_cells, graded_cells = cells_by_id(source_nb), cells_by_id(nb)
-    assert set(POINTS) <= set(graded_cells), f"test cells missing after autograde: {set(POINTS) - set(graded_cells)}"
-    for name in POINTS:
-        cell = graded_cells[name]
-        if name == DELETED_TEST_CELL:
+@pytest.mark.parametrize("name", NAMES)
+def test_edited_test_cells_are_restored(course, graded, source_nbs, name):
+    spec = SPECS[name]
+    nb = read_notebook(course / "autograded" / EDITED_STUDENT / name / spec.notebook)
+    source_cells, graded_cells = cells_by_id(source_nbs[name]), cells_by_id(nb)
+    assert set(spec.points) <= set(graded_cells), (
+        f"test cells missing after autograde: {set(spec.points) - set(graded_cells)}")
+    for cell_name in spec.points:
+        cell = graded_cells[cell_name]
+        if cell_name == spec.deleted_test_cell:
             # Put back by OverwriteCells.add_missing_cells, behind a comment saying so.
-            assert cell.source.endswith(source_cells[name].source) and "added back by nbgrader" in cell.source, (
-                f"the deleted cell {name} should have been added back with its original source")
+            assert cell.source.endswith(source_cells[cell_name].source) and "added back by nbgrader" in cell.source, (
+                f"the deleted cell {cell_name} should have been added back with its original source")
         else:
-            assert cell.source == source_cells[name].source, (
-                f"{name}: autograde must run the original test cell (hidden tests included), not the edit")
+            assert cell.source == source_cells[cell_name].source, (
+                f"{cell_name}: autograde must run the original test cell (hidden tests included), not the edit")
         assert "pass  # the tests were in the way" not in cell.source
-        assert float(cell.metadata.nbgrader.points) == POINTS[name], f"{name}: points were not restored"
+        assert float(cell.metadata.nbgrader.points) == spec.points[cell_name], f"{cell_name}: points were not restored"
 
 
 # --------------------------------------------------------------------------- after grading
@@ -383,14 +565,19 @@ def test_export_and_feedback(course, graded):
     proc = run_nbgrader(course, "export", "--to", "grades.csv")
     assert proc.returncode == 0, describe(proc)
     with open(course / "grades.csv", newline="") as f:
-        rows = {row["student_id"]: row for row in csv.DictReader(f)}
-    assert set(rows) == set(STUDENTS), f"grades.csv has students {sorted(rows)}"
-    for student, cells in graded[0].items():
-        total = sum(score for score, _ in cells.values())
-        assert float(rows[student]["score"]) == total, f"{student}: grades.csv says {rows[student]['score']}"
-        assert float(rows[student]["max_score"]) == sum(POINTS.values())
+        rows = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(f)}
+    for name, by_student in graded[0].items():
+        for student, cells in by_student.items():
+            row = rows.get((name, student))
+            assert row is not None, f"grades.csv has no row for {student} in {name}"
+            total = sum(score for score, _ in cells.values())
+            assert float(row["score"]) == total, f"{name}, {student}: grades.csv says {row['score']}"
+            assert float(row["max_score"]) == sum(SPECS[name].points.values())
 
-    proc = run_nbgrader(course, "generate_feedback", ASSIGNMENT, "--student=wrong_gae")
+    # Feedback for one student across every assignment, in one call.
+    proc = run_nbgrader(course, "generate_feedback", "*", f"--student={EDITED_STUDENT}")
     assert proc.returncode == 0, describe(proc)
-    html = (course / "feedback" / "wrong_gae" / ASSIGNMENT / "ppo.html").read_text()
-    assert re.search(r"8(\.0)?\s*/\s*10", html), "the feedback should show the score 8 / 10"
+    for name, spec in SPECS.items():
+        html = (course / "feedback" / EDITED_STUDENT / name / f"{name}.html").read_text()
+        score = TOTALS[name][EDITED_STUDENT]
+        assert re.search(rf"{score}(\.0)?\s*/\s*10", html), f"{name}: the feedback should show the score {score} / 10"
