@@ -114,6 +114,18 @@ def test_twin_q_members_are_independent_mlps():
     assert not torch.allclose(q[0], q[1])  # independently initialised
 
 
+def test_frozen_critic_passes_gradients_to_the_action_only():
+    """The actor's loss sees the critics frozen: d min_k Q_k / d action flows, the weights get nothing."""
+    torch.manual_seed(0)
+    critic = TwinQ(PENDULUM, hidden_size=16)
+    obs, act = torch.randn(5, 3), torch.rand(5, 1).requires_grad_()
+    q = critic(obs, act, frozen=True)
+    torch.testing.assert_close(q, critic(obs, act))
+    q.min(dim=0).values.sum().backward()
+    assert act.grad is not None and act.grad.abs().sum() > 0
+    assert all(p.grad is None for p in critic.parameters())
+
+
 def test_ensemble_narrow_output_layer_equals_batched_matmul():
     """The critic's one-column output layer multiplies and sums instead of calling baddbmm
     (much faster on CPU); values and gradients must be those of the matmul."""

@@ -28,9 +28,13 @@ Actions live in :math:`[-1, 1]^d` everywhere inside SAC (policy, replay buffer, 
 they are rescaled to the environment's bounds only when sent to it.
 
 For speed the twin critics are one :class:`~course_lib.nets.EnsembleMLP` (one batched
-matmul per layer), every optimiser is a fused Adam, minibatches are drawn with
-``torch.randint`` on the device from a replay buffer that lives there, and nothing in
-the loop waits for the device (no ``.item()``) except when a metrics row is written.
+matmul per layer); critics, actor and temperature are updated by one backward pass and
+one fused Adam step (on the steps where the actor learns, its loss sees the critics as
+frozen functions of the action, as in the original implementation, where all losses are
+computed from the same parameters and applied together); minibatches are drawn with
+``torch.randint`` on the device from a replay buffer that lives there; nothing in the
+loop waits for the device (no ``.item()``) except when a metrics row is written; and
+``precision="bfloat16"`` (the ``speed`` preset) runs the hidden layers under autocast.
 """
 from __future__ import annotations
 
@@ -342,8 +346,9 @@ class TwinQ(nn.Module):
         in_dim = math.prod(spaces.obs_shape) + spaces.action_dim
         self.net = EnsembleMLP(2, in_dim, [hidden_size] * hidden_layers, 1, activation, out_gain=1.0)
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([obs.flatten(1), action], dim=-1)).squeeze(-1)
+    def forward(self, obs: torch.Tensor, action: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+        """``[2, N]``; ``frozen=True``: gradients reach ``action`` but not the critics' weights."""
+        return self.net(torch.cat([obs.flatten(1), action], dim=-1), frozen=frozen).squeeze(-1)
 
 
 # ---------------------------------------------------------------------------- training
@@ -383,14 +388,14 @@ def train(
     critic_target.requires_grad_(False)
     log_alpha = torch.tensor(math.log(cfg.alpha), device=device, requires_grad=cfg.autotune)
     target_entropy = cfg.target_entropy if cfg.target_entropy is not None else -float(spaces.action_dim)
-    # Fused Adam updates all parameters in one kernel (CPU and CUDA): fewer tiny ops per step.
-    fused = device.type in ("cpu", "cuda")
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, fused=fused)
-    # Actor and temperature share one backward pass and one optimiser step (separate step sizes).
-    actor_groups = [{"params": list(actor.parameters()), "lr": cfg.actor_lr}]
+    # One Adam for critics, actor and temperature (each group with its own step size), fused:
+    # one kernel updates all parameters (CPU and CUDA). Parameters without a gradient in a
+    # step (the actor's, between its delayed updates) are left alone by Adam.
+    groups = [{"params": list(critic.parameters()), "lr": cfg.critic_lr},
+              {"params": list(actor.parameters()), "lr": cfg.actor_lr}]
     if cfg.autotune:
-        actor_groups.append({"params": [log_alpha], "lr": cfg.alpha_lr})
-    actor_opt = torch.optim.Adam(actor_groups, fused=fused)
+        groups.append({"params": [log_alpha], "lr": cfg.alpha_lr})
+    optimizer = torch.optim.Adam(groups, fused=device.type in ("cpu", "cuda"))
     buffer = ReplayBuffer(cfg.buffer_size, spaces.obs_shape, spaces.action_dim, device)
     episodes = EpisodeTracker(cfg.num_envs, device)
 
@@ -409,8 +414,7 @@ def train(
         critic_target.load_state_dict(saved["critic_target"])
         with torch.no_grad():
             log_alpha.copy_(saved["log_alpha"])
-        critic_opt.load_state_dict(saved["critic_opt"])
-        actor_opt.load_state_dict(saved["actor_opt"])
+        optimizer.load_state_dict(saved["optimizer"])
         buffer.load_state_dict(saved["buffer"])
         envs.load_state_dict(saved["envs"])
         episodes.load_state_dict(saved["episodes"])
@@ -425,7 +429,7 @@ def train(
     def checkpoint_state() -> dict[str, Any]:
         return {"actor": actor.state_dict(), "critic": critic.state_dict(),
                 "critic_target": critic_target.state_dict(), "log_alpha": log_alpha.detach().cpu(),
-                "critic_opt": critic_opt.state_dict(), "actor_opt": actor_opt.state_dict(),
+                "optimizer": optimizer.state_dict(),
                 "buffer": buffer.state_dict(), "envs": envs.state_dict(), "episodes": episodes.state_dict(),
                 "counters": to_cpu(dict(counters)), "next_obs": to_cpu(next_obs)}
 
@@ -451,32 +455,32 @@ def train(
         with mixed_precision():
             q = critic(batch["obs"], batch["actions"])  # [2, B], float32 (the output layer is)
         critic_loss = 0.5 * (q - target).square().mean(dim=1).sum()
-        critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        critic_opt.step()
+        loss = critic_loss
         counters["updates"] += 1
         counters["critic_sum"] += torch.stack([critic_loss.detach(), q.detach().mean()])
         counters["critic_n"] += 1
 
-        if counters["updates"] % cfg.policy_frequency == 0:
+        actor_step = counters["updates"] % cfg.policy_frequency == 0
+        if actor_step:
             # Actor: maximise E[min_k Q_k(s, a~) - α log π(a~|s)] through the reparameterised a~.
-            # The critics are frozen meanwhile: the actor's loss must not move them, and
-            # skipping their weight gradients saves work.
-            critic.requires_grad_(False)
+            # The critics enter frozen: this loss moves the actor only (and skips the
+            # critics' weight gradients), while critic_loss moves the critics only.
             with mixed_precision():
                 action, log_prob = actor.sample(batch["obs"])
-                q_pi = critic(batch["obs"], action).min(dim=0).values
-            critic.requires_grad_(True)
+                q_pi = critic(batch["obs"], action, frozen=True).min(dim=0).values
             actor_loss = (alpha * log_prob - q_pi).mean()
             # Temperature: raise α when the entropy -log π is below the target, lower it above.
             alpha_loss = -(log_alpha * (log_prob.detach() + target_entropy)).mean()
-            actor_opt.zero_grad(set_to_none=True)
-            (actor_loss + alpha_loss if cfg.autotune else actor_loss).backward()
-            actor_opt.step()
+            loss = loss + actor_loss + (alpha_loss if cfg.autotune else 0.0)
             counters["actor_updates"] += 1
             counters["actor_sum"] += torch.stack([actor_loss.detach(), alpha_loss.detach(),
                                                   -log_prob.detach().mean(), alpha])
             counters["actor_n"] += 1
+        # The three losses touch disjoint parameters, so one backward pass and one step
+        # give each its own gradient.
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
 
         if counters["updates"] % cfg.target_frequency == 0:
             polyak_update(critic_target, critic, cfg.tau)

@@ -68,12 +68,18 @@ class EnsembleMLP(nn.Module):
     # (a critic's single Q value), forward and backward.
     NARROW = 8
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[N, in_dim]`` or ``[E, N, in_dim]`` -> ``[E, N, out_dim]``."""
+    def forward(self, x: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+        """``[N, in_dim]`` or ``[E, N, in_dim]`` -> ``[E, N, out_dim]``.
+
+        ``frozen=True`` uses the parameters as constants: gradients still flow to ``x`` but
+        not into the weights (the ensemble is a fixed function of its input).
+        """
         if x.dim() == 2:
             x = x.expand(self.members, *x.shape)
         last = len(self.weights) - 1
         for i, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            if frozen:
+                weight, bias = weight.detach(), bias.detach()
             if weight.shape[-1] < self.NARROW:
                 # [E, N, in, 1] * [E, 1, in, out] summed over in; in float32 even under autocast.
                 x = bias + (x.unsqueeze(-1) * weight.unsqueeze(1)).sum(-2)
