@@ -24,4 +24,5 @@ class Algorithm:
 ALGORITHMS = {
     "ppo": Algorithm("ppo", "course_lib.agents.ppo", "PPOConfig"),
     "sac": Algorithm("sac", "course_lib.agents.sac", "SACConfig"),
+    "impala": Algorithm("impala", "course_lib.agents.impala", "IMPALAConfig"),
 }

@@ -109,6 +109,13 @@ class EpisodeTracker:
         self.episodes += len(finished)
         return finished
 
+    def record(self, returns: Iterable[float], lengths: Iterable[int]) -> None:
+        """Add episodes that finished elsewhere (IMPALA's actors track their own and send the results)."""
+        returns, lengths = list(returns), list(lengths)
+        self.recent_returns.extend(returns)
+        self.recent_lengths.extend(lengths)
+        self.episodes += len(returns)
+
     def mean_return(self) -> float:
         return sum(self.recent_returns) / len(self.recent_returns) if self.recent_returns else float("nan")
 
