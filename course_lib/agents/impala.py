@@ -58,7 +58,7 @@ from ..core import ConfigError, EpisodeTracker, ProgressBar, Run, option, resolv
 from ..envs import SpaceInfo, make_vector_env
 from ..evaluation import evaluate_policy
 from ..returns import vtrace
-from .base import RunConfig
+from .base import RunConfig, evaluate_if_due
 from .impala_actors import ACTOR_BACKENDS, check_backend, make_actor_pool
 from .ppo import CONFIRM_EPISODES, ActorCritic
 
@@ -456,14 +456,9 @@ def train(
                 #    many fresh episodes to agree.
                 for u in unrolls:
                     episodes.record(u.episode_returns, u.episode_lengths)
-                evaluated_now = False
-                if cfg.eval_every and counters["step"] // cfg.eval_every > counters["evals"]:
-                    t_eval = time.perf_counter()
-                    counters["evals"] = counters["step"] // cfg.eval_every
-                    returns = evaluate(cfg.eval_episodes, seed=cfg.seed + 7919 * counters["evals"])
-                    counters["last_eval"] = sum(returns) / len(returns)
-                    counters["time_evaluating"] += time.perf_counter() - t_eval
-                    evaluated_now = True
+                evals_before = counters["evals"]
+                evaluate_if_due(cfg, counters, evaluate)
+                evaluated_now = counters["evals"] > evals_before
                 at_target = cfg.target_return is not None and (
                     (len(episodes.recent_returns) == episodes.recent_returns.maxlen
                      and episodes.mean_return() >= cfg.target_return)

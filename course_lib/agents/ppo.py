@@ -43,7 +43,7 @@ from ..evaluation import evaluate_policy
 from ..nets import Categorical, DiagGaussian, mlp
 from ..normalization import RewardScaler
 from ..returns import gae_advantages
-from .base import RunConfig
+from .base import RunConfig, evaluate_if_due
 
 __all__ = ["PPOConfig", "ActorCritic", "clipped_surrogate_objective", "clipped_value_loss", "ppo_loss",
            "train", "BENCHMARKS"]
@@ -417,11 +417,7 @@ def train(
                 returns = evaluate(CONFIRM_EPISODES, seed=cfg.seed + 104_729 + counters["update"])
                 counters["time_evaluating"] += time.perf_counter() - t_check
                 reached = sum(returns) / len(returns) >= cfg.target_return
-            if cfg.eval_every and counters["step"] // cfg.eval_every > counters["evals"]:
-                counters["evals"] = counters["step"] // cfg.eval_every
-                returns = evaluate(cfg.eval_episodes, seed=cfg.seed + 7919 * counters["evals"])
-                counters["last_eval"] = sum(returns) / len(returns)
-                counters["time_evaluating"] += time.perf_counter() - t2
+            evaluate_if_due(cfg, counters, evaluate)
 
             explained_var = 1 - (b_targets - b_values).var() / (b_targets.var() + 1e-8)
             row = {

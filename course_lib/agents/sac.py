@@ -52,7 +52,7 @@ from ..core.run import to_cpu
 from ..envs import GYM_ENV_IDS, MUJOCO_ENV_IDS, SpaceInfo, make_vector_env
 from ..evaluation import evaluate_policy
 from ..nets import EnsembleMLP, mlp
-from .base import RunConfig
+from .base import RunConfig, evaluate_if_due
 
 __all__ = ["SACConfig", "ReplayBuffer", "SquashedGaussianActor", "TwinQ", "soft_bellman_target",
            "tanh_gaussian_log_prob", "polyak_update", "train", "BENCHMARKS"]
@@ -540,14 +540,7 @@ def train(
             # 3. Now and then: evaluate greedily, log, check the target, checkpoint.
             prev = counters["step"] - cfg.num_envs
             last = counters["iteration"] == num_iterations
-            eval_seconds = 0.0
-            if cfg.eval_every and counters["step"] // cfg.eval_every > counters["evals"]:
-                counters["evals"] = counters["step"] // cfg.eval_every
-                t_eval = time.perf_counter()
-                returns = evaluate(cfg.eval_episodes, seed=cfg.seed + 7919 * counters["evals"])
-                counters["last_eval"] = sum(returns) / len(returns)
-                eval_seconds = time.perf_counter() - t_eval
-                counters["time_evaluating"] += eval_seconds
+            eval_seconds = evaluate_if_due(cfg, counters, evaluate)
             if counters["step"] // cfg.log_every > prev // cfg.log_every or last:
                 episodes.drain()
                 if cfg.target_return is not None and counters["time_to_target"] is None:
