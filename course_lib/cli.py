@@ -3,6 +3,7 @@
     python -m course_lib train ppo --env CartPole-v1 --total-steps 100000 --seed 0 \\
         --device auto --out runs/ppo [--preset speed] [--resume]
     python -m course_lib bench ppo [--seeds 0,1,2] [--benchmarks default,speed]
+    python -m course_lib search-speed --game connect4 --batches 1,64,256
 
 Every field of the algorithm's config is an option (``--gae-lambda 0.9``); options
 override the preset's values. Mistakes print one line naming what is accepted and exit
@@ -23,6 +24,7 @@ from .agents import ALGORITHMS, Algorithm
 USAGE = """usage: python -m course_lib train ALGO [--OPTION VALUE ...] [--preset NAME] [--out DIR] [--resume] [--overwrite] [--quiet]
        python -m course_lib bench ALGO [--seeds 0,1,2] [--benchmarks NAME,...] [--out DIR]
        python -m course_lib train ALGO --help      (the options of ALGO)
+       python -m course_lib search-speed [--game connect4] [--simulations 200] [--batches 1,64,256]
 
 algorithms: {algos}"""
 
@@ -132,8 +134,28 @@ def _train(argv: list[str]) -> int:
     return 0
 
 
+def _game_results(evaluation: dict) -> list[str]:
+    """One line per (player, opponent): wins/draws/losses moving first and second."""
+    lines = []
+    for opponent, by_player in evaluation.items():
+        if not isinstance(by_player, dict):
+            continue
+        for player, sides in by_player.items():
+            first, second = sides["as_first"], sides["as_second"]
+            lines.append(f"  {player:>6} vs {opponent:<9} first: {first['wins']}W {first['draws']}D {first['losses']}L"
+                         f" · second: {second['wins']}W {second['draws']}D {second['losses']}L")
+    return lines
+
+
 def _report(summary: dict, out: str) -> None:
     sps = summary.get("steps_per_second")
+    if "evaluation" in summary:  # board games: results against the reference players
+        print(f"{summary['algo']} {summary['env']} seed {summary['seed']}: {summary['total_steps']:,} self-play moves "
+              f"({summary['games']:,} games) in {summary['train_seconds']:.1f} s of training"
+              + (f" ({sps:,.0f} moves/s)" if sps else "") + f" on {summary['device']}")
+        print("\n".join(_game_results(summary["evaluation"])))
+        print(f"files: {out}/summary.json, metrics.jsonl, checkpoint.pt")
+        return
     target = ""
     if summary.get("time_to_target") is not None:
         target = (f" · reached {summary['target_return']:g} after {summary['steps_to_target']:,} steps, "
@@ -184,6 +206,11 @@ def _bench(argv: list[str]) -> int:
 
 
 def _print_bench_row(row: dict, header: bool) -> None:
+    if "evaluation" in row:
+        print(f"{row['benchmark']} seed {row['seed']}: {row['total_steps']:,} moves, {row['train_seconds']:.1f} s "
+              f"training, {row['command_seconds']:.1f} s command, {row['device']}")
+        print("\n".join(_game_results(row["evaluation"])), flush=True)
+        return
     cols = [("benchmark", 10), ("seed", 4), ("eval return", 11), ("s to target", 11), ("steps to target", 15),
             ("steps/s", 9), ("learn st/s", 10), ("command s", 9), ("acting s", 8), ("learning s", 10), ("device", 6)]
     if header:
@@ -198,9 +225,14 @@ def _print_bench_row(row: dict, header: bool) -> None:
     print("  ".join(str(v).rjust(width) for v, (_, width) in zip(values, cols)), flush=True)
 
 
+def _search_speed(argv: list[str]) -> int:
+    from .search.benchmark import main as search_speed
+    return search_speed(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": _train, "bench": _bench}
+    commands = {"train": _train, "bench": _bench, "search-speed": _search_speed}
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE.format(algos=", ".join(ALGORITHMS)))
         return 0 if argv else 2

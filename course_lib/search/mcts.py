@@ -1,0 +1,471 @@
+r"""Monte-Carlo tree search over B trees at once, as tensors.
+
+A tree search does not map onto a GPU the way a matrix product does: each simulation
+walks down a different path, expands one node and backs one value up. The way to make
+it map is to search *many trees at once*: every step of a simulation (choose an edge at
+each tree's current node, expand each tree's leaf, back each tree's value up) becomes one
+batched tensor operation over the B trees, and the network evaluates the B new leaves in
+one call. This is how DeepMind's mctx searches on accelerators; this module follows its
+layout (a tree is a set of ``[B, S, ...]`` arrays, ``search`` is one loop of
+select → expand → backup) in PyTorch.
+
+Conventions (for one tree; every array has a leading batch dimension ``B``):
+
+* Nodes are numbered ``0 .. S-1`` with ``S = num_simulations + 1``: the root is node 0,
+  simulation ``k`` creates node ``k + 1``. ``children_index[s, a]`` is the node reached by
+  action ``a`` from node ``s`` or ``-1`` while that edge is unexpanded.
+* A node's *value* is from the point of view of the player **to move** at that node.
+  An edge ``(s, a)`` carries a reward ``r(s, a)`` for the player who moved and a
+  discount ``γ(s, a)``; the action value is
+
+  .. math::  Q(s, a) = r(s, a) + \gamma(s, a)\, V(s'),\qquad V(s') = W(s') / N(s').
+
+  A single-agent task (MuZero on CartPole) uses ``γ(s, a) = γ``. A two-player zero-sum
+  game with alternating moves uses ``γ(s, a) = -1``: the next node's value is the
+  *opponent's*, so it enters with a flipped sign — the sign flip of negamax.
+* Terminal nodes (a game won or drawn) have value 0 and are never expanded; a
+  simulation that reaches one backs up its edge's reward again.
+
+The step function (``recurrent_fn``) decides what the tree searches over: the true rules
+of a game (AlphaZero; see :func:`rules_recurrent_fn`) or a learned model (MuZero: the
+dynamics network returns the next latent state and reward, the prediction network the
+prior and value).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Callable, NamedTuple
+
+import torch
+
+__all__ = ["RootOutput", "RecurrentOutput", "Tree", "init_tree", "simulate", "search", "puct_scores", "backup_values",
+           "visit_policy", "sample_action", "dirichlet_noise", "root_value", "rules_root", "rules_recurrent_fn"]
+
+# Columns of Tree.children_stats [B, S + 1, A, 4].
+PRIOR, VISITS, QVALUE, LEGAL = range(4)
+
+
+class RootOutput(NamedTuple):
+    """What the search starts from: the network's output at the B roots.
+
+    ``prior_logits [B, A]``, ``value [B]`` (for the player to move at the root) and
+    ``embedding [B, ...]`` (a game state or a latent state: whatever ``recurrent_fn`` takes).
+    """
+    prior_logits: torch.Tensor
+    value: torch.Tensor
+    embedding: torch.Tensor
+
+
+class RecurrentOutput(NamedTuple):
+    """One step of the model from ``(embedding, action)``, for B trees.
+
+    ``reward [B]`` for the player who moved, ``discount [B]`` (γ, or -1 between the
+    players of a zero-sum game), the new node's ``prior_logits [B, A]`` and ``value [B]``,
+    its ``embedding``; ``terminal [B]`` bool and ``legal [B, A]`` bool where the true
+    rules know them (None: never terminal, every action legal — a learned model).
+    """
+    reward: torch.Tensor
+    discount: torch.Tensor
+    prior_logits: torch.Tensor
+    value: torch.Tensor
+    embedding: torch.Tensor
+    terminal: torch.Tensor | None = None
+    legal: torch.Tensor | None = None
+
+
+RecurrentFn = Callable[[torch.Tensor, torch.Tensor], RecurrentOutput]
+
+
+@dataclass
+class Tree:
+    """B search trees of ``S = num_simulations + 1`` nodes as batched arrays.
+
+    Per node ``[B, S + 1]`` (slot ``S`` is a scratch node that absorbs the writes of
+    trees with nothing to write, so no operation needs a mask): ``node_visits`` N(s),
+    ``value_sum`` W(s), ``raw_value`` (the network's value when the node was expanded),
+    ``reward`` and ``discount`` of the edge into the node, ``parent``, ``action`` (from the
+    parent), ``terminal``, ``depth``; ``embedding [B, S + 1, ...]``.
+    Per edge ``[B, S + 1, A]``: ``children_index`` (-1: unexpanded) and
+    ``children_stats [..., 4]`` = (prior P(s, a), visits N(s, a), Q(s, a), legal as 0/1).
+    Per tree ``[B]``: ``min_q``/``max_q``, the range of Q seen so far (for min–max
+    normalisation), and ``last_path`` ``[B, D]``, the nodes of the latest simulation
+    (root first, padded with ``S``) for the tree explorer.
+    """
+    node_visits: torch.Tensor
+    value_sum: torch.Tensor
+    raw_value: torch.Tensor
+    reward: torch.Tensor
+    discount: torch.Tensor
+    parent: torch.Tensor
+    action: torch.Tensor
+    terminal: torch.Tensor
+    depth: torch.Tensor
+    embedding: torch.Tensor
+    children_index: torch.Tensor
+    children_stats: torch.Tensor
+    min_q: torch.Tensor
+    max_q: torch.Tensor
+    last_path: torch.Tensor
+    num_simulations: int = 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.node_visits.shape[0]
+
+    @property
+    def num_actions(self) -> int:
+        return self.children_index.shape[-1]
+
+    @property
+    def scratch(self) -> int:
+        """Index of the scratch node (``S``)."""
+        return self.node_visits.shape[1] - 1
+
+    def node_value(self) -> torch.Tensor:
+        """``[B, S + 1]`` mean value W/N (0 where unvisited)."""
+        return self.value_sum / self.node_visits.clamp(min=1)
+
+    def index(self, b: int) -> "Tree":
+        """Tree ``b`` alone, as a batch of one (views, for inspecting one search)."""
+        return Tree(**{f.name: (getattr(self, f.name)[b:b + 1] if f.name != "num_simulations"
+                                 else self.num_simulations) for f in fields(self)})
+
+
+# --------------------------------------------------------------------------- selection
+def puct_scores(prior: torch.Tensor, visits: torch.Tensor, q: torch.Tensor, legal: torch.Tensor,
+                parent_visits: torch.Tensor, c1: float = 1.25, c2: float = 19652.0) -> torch.Tensor:
+    r"""The PUCT score of every edge of B nodes (AlphaZero / MuZero's selection rule).
+
+    .. math::
+        a^* = \arg\max_a \; Q(s,a) + P(s,a)\,\frac{\sqrt{N(s)}}{1 + N(s,a)}
+              \Big(c_1 + \log\frac{N(s) + c_2 + 1}{c_2}\Big)
+
+    The first term exploits what the search has found, the second explores where the
+    prior is high and the edge has few visits; it shrinks as :math:`N(s,a)` grows.
+    :math:`c_2` is large, so for small searches the bracket is :math:`\approx c_1`
+    (AlphaZero's :math:`c_{\text{puct}}`).
+
+    Args:
+      prior: ``[B, A]`` :math:`P(s, a)`.
+      visits: ``[B, A]`` :math:`N(s, a)`.
+      q: ``[B, A]`` :math:`Q(s, a)`, already normalised if wanted, the value for unvisited edges filled in.
+      legal: ``[B, A]`` bool or 0/1; illegal edges score :math:`-\infty`.
+      parent_visits: ``[B]`` :math:`N(s)`.
+
+    Returns:
+      ``[B, A]`` scores.
+    """
+    n = parent_visits.unsqueeze(-1)
+    c = c1 + torch.log((n + c2 + 1.0) / c2)
+    scores = q + c * prior * n.sqrt() / (1.0 + visits)
+    return scores.masked_fill(legal <= 0, -math.inf)
+
+
+def _normalised_q(stats: torch.Tensor, min_q: torch.Tensor, max_q: torch.Tensor, qtransform: str,
+                  unvisited_q: float) -> torch.Tensor:
+    """Q of ``stats [B, A, 4]`` as the selection sees it (see :func:`search`)."""
+    q, visited = stats[..., QVALUE], stats[..., VISITS] > 0
+    if qtransform == "minmax":
+        span = (max_q - min_q).unsqueeze(-1)
+        q = torch.where(span > 0, (q - min_q.unsqueeze(-1)) / span.clamp(min=1e-8), q.new_zeros(()))
+    return torch.where(visited, q, q.new_full((), unvisited_q))
+
+
+# ------------------------------------------------------------------------------ backup
+def backup_values(leaf_value: torch.Tensor, rewards: torch.Tensor, discounts: torch.Tensor) -> torch.Tensor:
+    r"""The value each node on a simulated path receives, for B paths at once.
+
+    For a path :math:`s_0 \xrightarrow{a_0} s_1 \cdots \xrightarrow{a_{L-1}} s_L` whose leaf has
+    value :math:`v`, node :math:`s_k` is credited with the discounted return from it:
+
+    .. math::  G_L = v, \qquad G_k = r_{k+1} + \gamma_{k+1}\, G_{k+1}
+
+    where :math:`r_{k+1}, \gamma_{k+1}` are the reward and discount of the edge into
+    :math:`s_{k+1}`. With :math:`\gamma = -1` between the two players of a zero-sum game
+    this is the negamax sign flip: a position good for the player to move at
+    :math:`s_{k+1}` is bad for the one who moved into it.
+
+    Computed without a loop over depth: with :math:`c_k = \prod_{i=1}^{k} \gamma_i`,
+    :math:`c_k G_k = \sum_{j>k} c_{j-1} r_j + c_L v`, a reversed cumulative sum.
+    Discounts must be nonzero (a terminal state is marked by its value 0 instead).
+
+    Args:
+      leaf_value: ``[B]`` :math:`v`, the value of the last node of each path.
+      rewards: ``[B, D]`` :math:`r_1 .. r_D`, edge rewards along the path, 0 past the leaf.
+      discounts: ``[B, D]`` :math:`\gamma_1 .. \gamma_D`, 1 past the leaf.
+
+    Returns:
+      ``[B, D + 1]`` :math:`G_0 .. G_D` (past the leaf: :math:`v` times the discounts' product, unused).
+    """
+    if rewards.shape != discounts.shape or rewards.dim() != 2 or leaf_value.shape != rewards.shape[:1]:
+        raise ValueError(f"need leaf_value [B], rewards and discounts [B, D]; got {tuple(leaf_value.shape)}, "
+                         f"{tuple(rewards.shape)}, {tuple(discounts.shape)}")
+    ones = discounts.new_ones(discounts.shape[0], 1)
+    c = torch.cat([ones, discounts.cumprod(dim=1)], dim=1)                    # c_0 .. c_D
+    # Terms c_{j-1} r_j for j = 1..D, then the leaf's c_L v at the end of the path:
+    # past the leaf r = 0 and γ = 1, so c stays c_L and the leaf value can sit in the last slot.
+    terms = torch.cat([c[:, :-1] * rewards, (c[:, -1] * leaf_value).unsqueeze(1)], dim=1)
+    # Slot s holds the term of edge j = s + 1 (and slot D the leaf's), so c_k G_k sums slots s >= k.
+    tail = terms.flip(1).cumsum(1).flip(1)
+    return tail / c
+
+
+# -------------------------------------------------------------------------------- search
+def init_tree(root: RootOutput, num_simulations: int, root_legal: torch.Tensor | None = None,
+              root_noise: torch.Tensor | None = None, noise_fraction: float = 0.25) -> Tree:
+    r"""B trees holding only their roots (visited once, with the network's value).
+
+    The root's prior is :math:`\mathrm{softmax}` of ``prior_logits`` over the legal actions;
+    with ``root_noise`` :math:`\eta` (e.g. :func:`dirichlet_noise`) it becomes
+    :math:`(1-\varepsilon)\,P + \varepsilon\,\eta` with :math:`\varepsilon` = ``noise_fraction``
+    (AlphaZero's exploration in self-play: every legal move keeps some chance to be tried).
+    """
+    logits, value, embedding = root
+    if logits.dim() != 2 or value.shape != logits.shape[:1] or embedding.shape[0] != logits.shape[0]:
+        raise ValueError(f"root needs prior_logits [B, A], value [B], embedding [B, ...]; got "
+                         f"{tuple(logits.shape)}, {tuple(value.shape)}, {tuple(embedding.shape)}")
+    if num_simulations < 1:
+        raise ValueError(f"num_simulations must be >= 1; got {num_simulations}")
+    batch, actions = logits.shape
+    device, dtype = logits.device, torch.float32
+    legal = (torch.ones_like(logits, dtype=torch.bool) if root_legal is None else root_legal.to(torch.bool))
+    if legal.shape != logits.shape:
+        raise ValueError(f"root_legal must be [B, A] = {tuple(logits.shape)}; got {tuple(legal.shape)}")
+    if not legal.any(dim=1).all():
+        bad = (~legal.any(dim=1)).nonzero().flatten().tolist()
+        raise ValueError(f"roots {bad} have no legal action (a finished game cannot be searched)")
+    nodes = num_simulations + 2                    # S real nodes and the scratch node
+    zeros = torch.zeros(batch, nodes, device=device, dtype=dtype)
+    tree = Tree(
+        node_visits=zeros.clone(), value_sum=zeros.clone(), raw_value=zeros.clone(), reward=zeros.clone(),
+        discount=torch.ones_like(zeros),
+        parent=torch.full((batch, nodes), -1, device=device, dtype=torch.long),
+        action=torch.zeros(batch, nodes, device=device, dtype=torch.long),
+        terminal=torch.zeros(batch, nodes, device=device, dtype=torch.bool),
+        depth=torch.zeros(batch, nodes, device=device, dtype=torch.long),
+        embedding=embedding.new_zeros((batch, nodes, *embedding.shape[1:])),
+        children_index=torch.full((batch, nodes, actions), -1, device=device, dtype=torch.long),
+        children_stats=torch.zeros(batch, nodes, actions, 4, device=device, dtype=dtype),
+        min_q=torch.full((batch,), math.inf, device=device, dtype=dtype),
+        max_q=torch.full((batch,), -math.inf, device=device, dtype=dtype),
+        last_path=torch.zeros(batch, 1, device=device, dtype=torch.long),
+    )
+    prior = torch.softmax(logits.float().masked_fill(~legal, -math.inf), dim=-1)
+    if root_noise is not None:
+        if root_noise.shape != logits.shape:
+            raise ValueError(f"root_noise must be [B, A] = {tuple(logits.shape)}; got {tuple(root_noise.shape)}")
+        prior = (1 - noise_fraction) * prior + noise_fraction * root_noise.to(dtype) * legal
+    tree.children_stats[:, 0, :, PRIOR] = prior
+    tree.children_stats[:, 0, :, LEGAL] = legal.to(dtype)
+    tree.node_visits[:, 0] = 1
+    tree.value_sum[:, 0] = value.to(dtype)
+    tree.raw_value[:, 0] = value.to(dtype)
+    tree.embedding[:, 0] = embedding
+    return tree
+
+
+def simulate(tree: Tree, recurrent_fn: RecurrentFn, *, c1: float = 1.25, c2: float = 19652.0,
+             qtransform: str = "none", unvisited_q: float = 0.0) -> Tree:
+    """One simulation in each of the B trees (in place): select a path, expand its leaf, back up.
+
+    1. **Select.** From the root, follow :func:`puct_scores`' best edge while it leads to an
+       expanded, non-terminal node: one batched step per depth for all trees.
+    2. **Expand.** Each tree whose path ended on an unexpanded edge ``(s, a)`` gets a new node
+       from ``recurrent_fn(embedding(s), a)``: its reward, discount, prior, value and state.
+       A path that ended on a terminal node expands nothing; its leaf value is 0.
+    3. **Backup.** Every node on the path gets one more visit and the return
+       :func:`backup_values` computes for it; every edge on it its new visit count and Q.
+
+    See :func:`search` for the arguments.
+    """
+    batch = tree.batch_size
+    scratch = tree.scratch
+    new = tree.num_simulations + 1
+    if new >= scratch:
+        raise ValueError(f"the tree is full: it was made for {scratch - 1} simulations")
+    b = torch.arange(batch, device=tree.node_visits.device)
+    node = torch.zeros(batch, dtype=torch.long, device=b.device)
+    active = torch.ones(batch, dtype=torch.bool, device=b.device)
+    expand = torch.zeros_like(active)
+    parent = torch.zeros_like(node)
+    action = torch.zeros_like(node)
+    path = [node]
+    for _ in range(new):
+        stats = tree.children_stats[b, node]                                   # [B, A, 4]
+        q = _normalised_q(stats, tree.min_q, tree.max_q, qtransform, unvisited_q)
+        a = puct_scores(stats[..., PRIOR], stats[..., VISITS], q, stats[..., LEGAL], tree.node_visits[b, node],
+                        c1, c2).argmax(dim=-1)
+        child = tree.children_index[b, node, a]
+        stop_here = active & (child < 0)                                        # unexpanded edge: expand it
+        moved = active & (child >= 0)
+        expand |= stop_here
+        parent = torch.where(stop_here, node, parent)
+        action = torch.where(stop_here, a, action)
+        node = torch.where(moved, child, node)
+        path.append(torch.where(moved, child, torch.where(stop_here, new, scratch)))
+        active = moved & ~tree.terminal[b, node]
+        if not bool(active.any()):
+            break
+
+    # Expand: the new node `new` of every tree (unused where the path ended on a terminal node).
+    out = recurrent_fn(tree.embedding[b, parent], action)
+    terminal = (out.terminal if out.terminal is not None else torch.zeros_like(expand)) & expand
+    tree.embedding[:, new] = out.embedding
+    tree.reward[:, new] = out.reward.to(tree.reward.dtype)
+    tree.discount[:, new] = out.discount.to(tree.discount.dtype)
+    tree.raw_value[:, new] = torch.where(terminal, 0.0, out.value.to(tree.raw_value.dtype))
+    tree.terminal[:, new] = terminal
+    tree.parent[:, new] = parent
+    tree.action[:, new] = action
+    tree.depth[:, new] = tree.depth[b, parent] + 1
+    legal = out.legal if out.legal is not None else torch.ones_like(out.prior_logits, dtype=torch.bool)
+    tree.children_stats[:, new, :, PRIOR] = torch.softmax(
+        out.prior_logits.float().masked_fill(~legal, -math.inf), dim=-1).nan_to_num_(0.0)
+    tree.children_stats[:, new, :, LEGAL] = legal.to(tree.children_stats.dtype)
+    tree.children_index[b, torch.where(expand, parent, scratch), action] = new
+    tree.num_simulations = new
+
+    # Backup along the path (root first; scratch entries are padding with r = 0, γ = 1).
+    nodes = torch.stack(path, dim=1)                                            # [B, D + 1]
+    leaf = torch.where(expand, new, node)
+    g = backup_values(tree.raw_value[b, leaf], tree.reward.gather(1, nodes[:, 1:]),
+                      tree.discount.gather(1, nodes[:, 1:]))
+    tree.node_visits.scatter_add_(1, nodes, torch.ones_like(g))
+    tree.value_sum.scatter_add_(1, nodes, g)
+    children = nodes[:, 1:]
+    real = children != scratch
+    parents = torch.where(real, nodes[:, :-1], scratch)
+    visits = tree.node_visits.gather(1, children)
+    q = tree.reward.gather(1, children) + tree.discount.gather(1, children) * (
+        tree.value_sum.gather(1, children) / visits.clamp(min=1))
+    flat = (b.unsqueeze(1) * (scratch + 1) + parents) * tree.num_actions + tree.action.gather(1, children)
+    edges = tree.children_stats.view(-1, 4)
+    edges[flat, VISITS] = visits
+    edges[flat, QVALUE] = q
+    tree.min_q = torch.minimum(tree.min_q, q.masked_fill(~real, math.inf).amin(dim=1))
+    tree.max_q = torch.maximum(tree.max_q, q.masked_fill(~real, -math.inf).amax(dim=1))
+    tree.last_path = nodes
+    return tree
+
+
+def search(root: RootOutput, recurrent_fn: RecurrentFn, num_simulations: int, *,
+           root_legal: torch.Tensor | None = None, root_noise: torch.Tensor | None = None,
+           noise_fraction: float = 0.25, c1: float = 1.25, c2: float = 19652.0, qtransform: str = "none",
+           unvisited_q: float = 0.0) -> Tree:
+    """Search B trees with ``num_simulations`` simulations each; returns the trees.
+
+    Args:
+      root: network output at the roots (:class:`RootOutput`).
+      recurrent_fn: ``(embedding [B, ...], action [B]) -> RecurrentOutput``; the true rules
+        (:func:`rules_recurrent_fn`) or a learned model.
+      num_simulations: simulations per tree (each expands at most one node).
+      root_legal: ``[B, A]`` bool legal moves at the roots (None: all).
+      root_noise: ``[B, A]`` exploration noise mixed into the root prior (:func:`dirichlet_noise`).
+      noise_fraction: its weight ε.
+      c1, c2: the PUCT constants of :func:`puct_scores`.
+      qtransform: ``"none"`` uses Q as it is (values in [-1, 1], board games);
+        ``"minmax"`` rescales Q to [0, 1] by the smallest and largest Q seen in the tree so
+        far (MuZero, for rewards of any scale).
+      unvisited_q: Q an unvisited edge is scored with (after the transform). 0 is neutral
+        for board games; pessimistic values make the search deepen before it widens.
+
+    Returns:
+      The :class:`Tree`; :func:`visit_policy` and :func:`root_value` read the result.
+    """
+    if qtransform not in ("none", "minmax"):
+        raise ValueError(f"qtransform must be 'none' or 'minmax'; got {qtransform!r}")
+    tree = init_tree(root, num_simulations, root_legal, root_noise, noise_fraction)
+    for _ in range(num_simulations):
+        simulate(tree, recurrent_fn, c1=c1, c2=c2, qtransform=qtransform, unvisited_q=unvisited_q)
+    return tree
+
+
+# ------------------------------------------------------------------------- read-outs
+def root_value(tree: Tree) -> torch.Tensor:
+    """``[B]`` the search's value of each root, W/N over all its simulations."""
+    return tree.value_sum[:, 0] / tree.node_visits[:, 0]
+
+
+def visit_policy(tree: Tree, temperature: float = 1.0) -> torch.Tensor:
+    r"""``[B, A]`` the search policy :math:`\pi(a) \propto N(s_0, a)^{1/\tau}` at the roots.
+
+    ``temperature`` :math:`\tau = 1` gives the visit distribution AlphaZero trains its policy
+    on; :math:`\tau \to 0` puts all mass on the most visited move (``temperature=0``:
+    exactly, ties to the lowest index).
+    """
+    visits = tree.children_stats[:, 0, :, VISITS]
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0; got {temperature}")
+    if temperature == 0:
+        return torch.nn.functional.one_hot(visits.argmax(dim=-1), visits.shape[-1]).to(visits.dtype)
+    logits = visits.log() / temperature                                         # log 0 = -inf: never chosen
+    return torch.softmax(logits, dim=-1)
+
+
+def sample_action(policy: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``[B]`` one action per row of ``policy [B, A]``."""
+    return torch.multinomial(policy, 1, generator=generator).squeeze(1)
+
+
+def dirichlet_noise(legal: torch.Tensor, alpha: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""``[B, A]`` :math:`\eta \sim \mathrm{Dir}(\alpha)` over each row's legal actions (0 elsewhere).
+
+    Drawn as normalised Gamma(α) variables. Small α (0.3 for chess-sized, ~1 for 7–9 moves)
+    concentrates the noise on a few moves.
+    """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0; got {alpha}")
+    if generator is None:
+        g = torch._standard_gamma(torch.full(legal.shape, float(alpha), device=legal.device))
+    else:  # Gamma(α) = Gamma(α + 1) · U^(1/α); Gamma(α + 1) by Marsaglia–Tsang with the given generator
+        g = _gamma(torch.full(legal.shape, float(alpha), device=legal.device), generator)
+    g = g * legal
+    return g / g.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+
+
+def _gamma(alpha: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Gamma(alpha) samples drawn from ``generator`` (Marsaglia & Tsang, 2000)."""
+    a = alpha + 1.0
+    d = a - 1.0 / 3.0
+    c = 1.0 / (9.0 * d).sqrt()
+    out = torch.zeros_like(a)
+    todo = torch.ones_like(a, dtype=torch.bool)
+    while bool(todo.any()):
+        x = torch.randn(a.shape, generator=generator, device=a.device)
+        u = torch.rand(a.shape, generator=generator, device=a.device)
+        v = (1 + c * x) ** 3
+        ok = (v > 0) & (u.clamp(min=1e-30).log() < 0.5 * x * x + d - d * v + d * v.clamp(min=1e-30).log())
+        take = todo & ok
+        out = torch.where(take, d * v, out)
+        todo &= ~ok
+    u = torch.rand(a.shape, generator=generator, device=a.device)
+    return out * u.clamp(min=1e-30) ** (1.0 / alpha)
+
+
+# ------------------------------------------------------------- searching the true rules
+Evaluator = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def rules_root(game, evaluate: Evaluator, states: torch.Tensor) -> tuple[RootOutput, torch.Tensor]:
+    """The roots for searching ``states [B, ...]`` of ``game`` with its true rules, and their legal moves.
+
+    ``evaluate(states) -> (prior_logits [B, A], value [B])`` is the network (or a stand-in).
+    """
+    logits, value = evaluate(states)
+    return RootOutput(logits, value, states), game.legal(states)
+
+
+def rules_recurrent_fn(game, evaluate: Evaluator) -> RecurrentFn:
+    """A ``recurrent_fn`` that steps ``game``'s true rules (AlphaZero) and evaluates the new positions.
+
+    The edge reward is +1 for the player who just won; the discount is -1 (the next node
+    belongs to the opponent); a won or drawn position is terminal with value 0.
+    """
+    def step(states: torch.Tensor, action: torch.Tensor) -> RecurrentOutput:
+        nxt, reward, done = game.step(states, action)
+        logits, value = evaluate(nxt)
+        return RecurrentOutput(reward=reward, discount=torch.full_like(reward, -1.0), prior_logits=logits,
+                               value=torch.where(done, 0.0, value), embedding=nxt, terminal=done,
+                               legal=game.legal(nxt))
+    return step

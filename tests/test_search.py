@@ -1,0 +1,208 @@
+"""Batched MCTS: backup and PUCT against hand computations, the batch against single searches,
+and tic-tac-toe decisions against perfect play."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_lib.games import ConnectFour, TicTacToe
+from course_lib.search import (RecurrentOutput, RootOutput, backup_values, dirichlet_noise, init_tree,
+                               puct_scores, root_value, rules_recurrent_fn, rules_root, search, simulate,
+                               visit_policy)
+from course_lib.search.mcts import LEGAL, VISITS
+
+
+def uniform(game):
+    """A stand-in network: uniform prior, value 0 (search alone must find the moves)."""
+    def evaluate(states):
+        n = states.shape[0]
+        return torch.zeros(n, game.num_actions), torch.zeros(n)
+    return evaluate
+
+
+def hashed(game):
+    """A deterministic 'network' whose outputs depend only on each state (exactly, whatever the batch)."""
+    weights = torch.arange(1, game.num_cells + 1, dtype=torch.float64)
+
+    def evaluate(states):
+        code = (states.double() * weights).sum(1)
+        logits = torch.sin(code.unsqueeze(1) * torch.arange(1, game.num_actions + 1, dtype=torch.float64))
+        return logits.float(), torch.cos(code).float() * 0.9
+    return evaluate
+
+
+def test_backup_values_matches_the_recursion():
+    torch.manual_seed(0)
+    B, D = 5, 6
+    lengths = torch.tensor([0, 1, 3, 6, 4])
+    rewards = torch.randn(B, D)
+    discounts = torch.where(torch.rand(B, D) < 0.5, -1.0, 0.97)
+    for b, n in enumerate(lengths.tolist()):      # past the leaf: r = 0, γ = 1
+        rewards[b, n:] = 0
+        discounts[b, n:] = 1
+    leaf = torch.randn(B)
+    g = backup_values(leaf, rewards, discounts)
+    for b, n in enumerate(lengths.tolist()):
+        expected = [0.0] * (n + 1)
+        expected[n] = leaf[b].item()
+        for k in range(n - 1, -1, -1):
+            expected[k] = rewards[b, k].item() + discounts[b, k].item() * expected[k + 1]
+        assert g[b, :n + 1].tolist() == pytest.approx(expected, abs=1e-5)
+
+
+def test_backup_values_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="rewards and discounts"):
+        backup_values(torch.zeros(2), torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_puct_scores_by_hand():
+    prior = torch.tensor([[0.5, 0.3, 0.2]])
+    visits = torch.tensor([[3.0, 0.0, 1.0]])
+    q = torch.tensor([[0.2, 0.0, -0.5]])
+    legal = torch.tensor([[True, True, False]])
+    n = torch.tensor([5.0])
+    c = 1.25 + math.log((5 + 19652 + 1) / 19652)
+    scores = puct_scores(prior, visits, q, legal, n)
+    assert scores[0, 0].item() == pytest.approx(0.2 + c * 0.5 * math.sqrt(5) / 4)
+    assert scores[0, 1].item() == pytest.approx(0.0 + c * 0.3 * math.sqrt(5) / 1)
+    assert scores[0, 2].item() == -math.inf
+
+
+def test_single_agent_search_finds_the_rewarding_action():
+    B, A = 4, 5
+    good = torch.tensor([0, 2, 4, 1])
+
+    def step(embedding, action):
+        reward = (action == good).float()
+        return RecurrentOutput(reward, torch.full((B,), 0.9), torch.zeros(B, A), torch.zeros(B), embedding)
+    tree = search(RootOutput(torch.zeros(B, A), torch.zeros(B), torch.zeros(B, 1)), step, 60,
+                  qtransform="minmax")
+    assert torch.equal(visit_policy(tree, 0).argmax(1), good)
+    assert (root_value(tree) > 0.5).all()
+
+
+def test_winning_move_has_q_one_and_the_root_value_follows():
+    game = TicTacToe()
+    # X (to move) has two in the top row: playing cell 2 wins.
+    s = game.initial(1)
+    for a in (0, 3, 1, 4):
+        s, _, _ = game.step(s, torch.tensor([a]))
+    root, legal = rules_root(game, uniform(game), s)
+    tree = search(root, rules_recurrent_fn(game, uniform(game)), 200, root_legal=legal)
+    q = tree.children_stats[0, 0, 2, 2].item()
+    assert q == pytest.approx(1.0)
+    assert visit_policy(tree, 0).argmax().item() == 2
+    assert root_value(tree).item() > 0.8
+
+
+def test_illegal_moves_are_never_visited_and_terminal_nodes_never_expanded():
+    game = ConnectFour()
+    s = game.initial(8)
+    # Fill column 3 in all games, so it is illegal at the roots.
+    for _ in range(6):
+        s, _, _ = game.step(s, torch.full((8,), 3))
+    root, legal = rules_root(game, uniform(game), s)
+    assert not legal[:, 3].any()
+    tree = search(root, rules_recurrent_fn(game, uniform(game)), 150, root_legal=legal)
+    stats = tree.children_stats[:, :-1]
+    assert (stats[..., VISITS][stats[..., LEGAL] == 0] == 0).all()
+    terminal = tree.terminal[:, :-1]
+    assert (tree.children_index[:, :-1][terminal] == -1).all()
+
+
+def test_batched_search_equals_one_tree_at_a_time():
+    game = TicTacToe()
+    gen = torch.Generator().manual_seed(3)
+    B = 6
+    states = game.initial(B)
+    for _ in range(3):   # random openings of 3 moves
+        legal = game.legal(states).float()
+        states, _, _ = game.step(states, torch.multinomial(legal, 1, generator=gen).squeeze(1))
+    evaluate = hashed(game)
+    root, legal = rules_root(game, evaluate, states)
+    noise = dirichlet_noise(legal, 0.5, generator=gen)
+    batched = search(root, rules_recurrent_fn(game, evaluate), 40, root_legal=legal, root_noise=noise)
+    for b in range(B):
+        r1, l1 = rules_root(game, evaluate, states[b:b + 1])
+        one = search(r1, rules_recurrent_fn(game, evaluate), 40, root_legal=l1, root_noise=noise[b:b + 1])
+        # Every real node (the last slot is scratch space) is the same, bit for bit.
+        assert torch.equal(one.children_stats[0, :-1], batched.children_stats[b, :-1])
+        assert torch.equal(one.children_index[0, :-1], batched.children_index[b, :-1])
+        assert torch.equal(one.value_sum[0, :-1], batched.value_sum[b, :-1])
+        assert torch.equal(one.node_visits[0, :-1], batched.node_visits[b, :-1])
+
+
+def _positions_with_a_best_move(game, perfect, count, seed):
+    """Random reachable positions where perfect play separates the moves (not all equally good)."""
+    gen = torch.Generator().manual_seed(seed)
+    found = []
+    while len(found) < count:
+        s = game.initial(1)
+        for _ in range(int(torch.randint(0, 7, (1,), generator=gen))):
+            legal = game.legal(s).float()
+            s, _, done = game.step(s, torch.multinomial(legal, 1, generator=gen).squeeze(1))
+            if done.item():
+                break
+        else:
+            values = perfect.action_values(s)[0]
+            legal_values = values[values > -math.inf]
+            if legal_values.max() > legal_values.min():
+                found.append(s)
+    return torch.cat(found)
+
+
+def test_search_plays_minimax_optimal_moves_in_tictactoe():
+    from course_lib.games import PerfectPlayer
+    game = TicTacToe()
+    perfect = PerfectPlayer(game)
+    states = _positions_with_a_best_move(game, perfect, 40, seed=0)
+    root, legal = rules_root(game, uniform(game), states)
+    # With value 0 at every leaf only the game ends inform the search; 3,000 simulations
+    # suffice here (1,000 leave 4 of 40 positions wrong: averaging converges to minimax slowly).
+    tree = search(root, rules_recurrent_fn(game, uniform(game)), 3000, root_legal=legal)
+    chosen = visit_policy(tree, 0).argmax(1)
+    values = perfect.action_values(states)
+    best = values.max(1).values
+    picked = values.gather(1, chosen.unsqueeze(1)).squeeze(1)
+    assert torch.equal(picked, best), f"{int((picked < best).sum())} of {len(states)} positions played sub-optimally"
+
+
+def test_simulate_one_at_a_time_equals_search_and_records_the_path():
+    game = TicTacToe()
+    evaluate = hashed(game)
+    root, legal = rules_root(game, evaluate, game.initial(2))
+    whole = search(root, rules_recurrent_fn(game, evaluate), 12, root_legal=legal)
+    tree = init_tree(root, 12, legal)
+    for k in range(12):
+        simulate(tree, rules_recurrent_fn(game, evaluate))
+        path = tree.last_path[0]
+        real = path[path != tree.scratch]
+        assert real[0].item() == 0 and tree.num_simulations == k + 1
+        # Each node on the path is the child of the one before it.
+        assert torch.equal(tree.parent[0, real[1:]], real[:-1])
+    assert torch.equal(tree.children_stats[:, :-1], whole.children_stats[:, :-1])
+    with pytest.raises(ValueError, match="full"):
+        simulate(tree, rules_recurrent_fn(game, evaluate))
+
+
+def test_visit_policy_and_noise():
+    game = ConnectFour()
+    root, legal = rules_root(game, uniform(game), game.initial(3))
+    tree = search(root, rules_recurrent_fn(game, uniform(game)), 30, root_legal=legal)
+    visits = tree.children_stats[:, 0, :, VISITS]
+    assert visits.sum(1).tolist() == [30.0] * 3
+    assert torch.allclose(visit_policy(tree, 1.0), visits / 30)
+    assert torch.equal(visit_policy(tree, 0).argmax(1), visits.argmax(1))
+    legal = torch.tensor([[True, False, True, True], [False, False, True, False]])
+    eta = dirichlet_noise(legal, 0.3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(eta.sum(1), torch.ones(2)) and (eta[~legal] == 0).all()
+    again = dirichlet_noise(legal, 0.3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(eta, again)
+
+
+def test_searching_a_finished_game_is_an_error():
+    root = RootOutput(torch.zeros(2, 3), torch.zeros(2), torch.zeros(2, 1))
+    with pytest.raises(ValueError, match=r"roots \[1\] have no legal action"):
+        search(root, None, 4, root_legal=torch.tensor([[True, False, False], [False, False, False]]))
