@@ -25,4 +25,5 @@ ALGORITHMS = {
     "ppo": Algorithm("ppo", "course_lib.agents.ppo", "PPOConfig"),
     "sac": Algorithm("sac", "course_lib.agents.sac", "SACConfig"),
     "impala": Algorithm("impala", "course_lib.agents.impala", "IMPALAConfig"),
+    "alphazero": Algorithm("alphazero", "course_lib.agents.alphazero", "AlphaZeroConfig"),
 }

@@ -29,6 +29,9 @@ class RunConfig(Config):
             check_env(self.env, self.env_backend)
         except UnknownEnvironment as exc:
             raise ConfigError(str(exc)) from None
+        self.validate_device()
+
+    def validate_device(self) -> None:
         if not _DEVICE_RE.match(self.device):
             raise ConfigError(f"{type(self).__name__}.device = {self.device!r} is not accepted; accepted: auto, cpu, "
                               "cuda, cuda:N, mps")

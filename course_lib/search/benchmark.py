@@ -43,9 +43,9 @@ def make_evaluator(name: str, game, device: torch.device) -> Callable[[torch.Ten
         net = nn.Sequential(nn.Flatten(), nn.Linear(2 * game.num_cells, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
                             nn.Linear(64, game.num_actions + 1)).to(device).eval()
     elif name == "resnet":
-        from ..agents.alphazero import PRESETS, PolicyValueNet
+        from ..agents.alphazero import AlphaZeroConfig, PolicyValueNet
         torch.manual_seed(0)
-        preset = PRESETS["connect4"]
+        preset = AlphaZeroConfig.presets["connect4"]
         resnet = PolicyValueNet(game, preset["channels"], preset["blocks"]).to(device).eval()
 
         def run_resnet(obs):
