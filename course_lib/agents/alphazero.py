@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
@@ -30,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core import ConfigError, ProgressBar, Run, option, resolve_device, seed_everything
+from ..core.checkpoint import load_checkpoint
 from ..core.run import to_cpu
 from ..games import BoardGame, make_game
 from ..games.players import (AlphaBetaPlayer, OneStepLookaheadPlayer, PerfectPlayer, RandomPlayer,
@@ -38,7 +40,8 @@ from ..search import dirichlet_noise, rules_recurrent_fn, rules_root, sample_act
 from .base import RunConfig
 
 __all__ = ["AlphaZeroConfig", "PolicyValueNet", "alphazero_loss", "outcome_targets", "SearchPlayer", "NetworkPlayer",
-           "reference_players", "symmetries", "train", "BENCHMARKS", "GAMES"]
+           "reference_players", "symmetries", "train", "export_network", "load_network", "evaluate_agent",
+           "BENCHMARKS", "GAMES"]
 
 GAMES = ("tictactoe", "connect4")
 
@@ -442,6 +445,26 @@ def _eval_fields(last: dict | None) -> dict[str, Any]:
         r = last[side]
         out[f"net_score_{side}_vs_{last['opponent']}"] = (r["wins"] + 0.5 * r["draws"]) / max(sum(r.values()), 1)
     return out
+
+
+def export_network(run_dir: str | Path, path: str | Path) -> Path:
+    """Write the network of the run in ``run_dir`` (its config and weights only, a few hundred kB) to ``path``."""
+    state = load_checkpoint(Path(run_dir) / "checkpoint.pt")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"algo": "alphazero", "config": state["config"], "net": state["net"],
+                "steps": state["counters"]["step"]}, path)
+    return path
+
+
+def load_network(path: str | Path, device: str | torch.device = "cpu") -> tuple[BoardGame, PolicyValueNet]:
+    """The game and the trained network stored by :func:`export_network` (or a run's ``checkpoint.pt``)."""
+    state = torch.load(Path(path), map_location=device, weights_only=False)
+    cfg = AlphaZeroConfig.from_dict(state["config"])
+    game = make_game(cfg.env)
+    net = PolicyValueNet(game, cfg.channels, cfg.blocks).to(device)
+    net.load_state_dict(state["net"])
+    return game, net.eval()
 
 
 def evaluate_agent(game: BoardGame, net: PolicyValueNet, num_simulations: int, games_per_side: int,
