@@ -1,0 +1,26 @@
+"""Small trained networks shipped with the package, so a notebook can show a trained agent at once.
+
+Each file holds a run's config and network weights only (``export_network``), and was
+made by the command listed in :data:`COMMANDS`; rerun it to reproduce the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+COMMANDS = {
+    "alphazero-tictactoe": "python -m course_lib train alphazero --env tictactoe --seed 0 --out runs/az-ttt && "
+                           "python -c \"from course_lib.agents.alphazero import export_network; "
+                           "export_network('runs/az-ttt', 'course_lib/pretrained/alphazero-tictactoe.pt')\"",
+}
+
+
+def pretrained_path(name: str) -> Path:
+    """The file of the pretrained network ``name`` (one of :data:`COMMANDS`)."""
+    if name not in COMMANDS:
+        raise ValueError(f"no pretrained network {name!r}; accepted: {', '.join(COMMANDS)}")
+    path = HERE / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; make it with: {COMMANDS[name]}")
+    return path
