@@ -44,7 +44,7 @@ from ..core import Config, ConfigError, ProgressBar, option, resolve_device, see
 from ..games import BoardGame, TicTacToe, make_game
 from ..games.players import PerfectPlayer, Player, RandomPlayer, evaluate_players
 from ..nets.mlp import mlp
-from ..search import rules_recurrent_fn, rules_root, search, visit_policy
+from ..search import rules_search, visit_policy
 
 __all__ = ["GameRecords", "play_games", "alternate", "mover_outcomes", "expert_positions", "split_by_position",
            "PolicyNet", "ValueNet", "masked_log_policy", "sl_policy_loss", "train_sl_policy", "policy_agreement",
@@ -736,9 +736,7 @@ class AlphaGoPlayer(Player):
 
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
-        root, legal = rules_root(self.game, self.evaluate, states)
-        tree = search(root, rules_recurrent_fn(self.game, self.evaluate), self.num_simulations,
-                      root_legal=legal, c1=self.c_puct)
+        tree = rules_search(self.game, self.evaluate, states, self.num_simulations, c1=self.c_puct)
         return visit_policy(tree, temperature=0).argmax(-1)
 
 

@@ -36,7 +36,8 @@ from ..core.run import to_cpu
 from ..games import BoardGame, make_game
 from ..games.players import (AlphaBetaPlayer, OneStepLookaheadPlayer, PerfectPlayer, RandomPlayer,
                              evaluate_players)
-from ..search import dirichlet_noise, rules_recurrent_fn, rules_root, sample_action, search, visit_policy
+from ..search import (dirichlet_noise, rules_recurrent_fn, rules_root, rules_search, sample_action, search,
+                      visit_policy)
 from .base import RunConfig
 
 __all__ = ["AlphaZeroConfig", "PolicyValueNet", "alphazero_loss", "outcome_targets", "SearchPlayer", "NetworkPlayer",
@@ -234,9 +235,7 @@ class SearchPlayer:
 
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
-        root, legal = rules_root(self.game, self.evaluate, states)
-        tree = search(root, rules_recurrent_fn(self.game, self.evaluate), self.num_simulations,
-                      root_legal=legal, c1=self.c_puct)
+        tree = rules_search(self.game, self.evaluate, states, self.num_simulations, c1=self.c_puct)
         return visit_policy(tree, temperature=0).argmax(-1)
 
 

@@ -40,7 +40,8 @@ from typing import Callable, NamedTuple
 import torch
 
 __all__ = ["RootOutput", "RecurrentOutput", "Tree", "init_tree", "simulate", "search", "puct_scores", "backup_values",
-           "visit_policy", "sample_action", "dirichlet_noise", "root_value", "rules_root", "rules_recurrent_fn"]
+           "visit_policy", "sample_action", "dirichlet_noise", "root_value", "rules_root", "rules_recurrent_fn",
+           "rules_search"]
 
 # Columns of Tree.children_stats [B, S + 1, A, 4].
 PRIOR, VISITS, QVALUE, LEGAL = range(4)
@@ -454,6 +455,12 @@ def rules_root(game, evaluate: Evaluator, states: torch.Tensor) -> tuple[RootOut
     """
     logits, value = evaluate(states)
     return RootOutput(logits, value, states), game.legal(states)
+
+
+def rules_search(game, evaluate: Evaluator, states: torch.Tensor, num_simulations: int, **search_kwargs) -> Tree:
+    """Search ``states [B, ...]`` of ``game`` with its true rules and ``evaluate``; ``search_kwargs`` go to :func:`search`."""
+    root, legal = rules_root(game, evaluate, states)
+    return search(root, rules_recurrent_fn(game, evaluate), num_simulations, root_legal=legal, **search_kwargs)
 
 
 def rules_recurrent_fn(game, evaluate: Evaluator) -> RecurrentFn:
