@@ -206,3 +206,20 @@ def test_searching_a_finished_game_is_an_error():
     root = RootOutput(torch.zeros(2, 3), torch.zeros(2), torch.zeros(2, 1))
     with pytest.raises(ValueError, match=r"roots \[1\] have no legal action"):
         search(root, None, 4, root_legal=torch.tensor([[True, False, False], [False, False, False]]))
+
+
+def test_search_speed_command(tmp_path):
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / "speed.json"
+    proc = subprocess.run([sys.executable, "-m", "course_lib", "search-speed", "--simulations", "4", "--batches", "1,3",
+                           "--evaluators", "trivial,mlp", "--repeats", "1", "--device", "cpu", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())
+    assert [(r["evaluator"], r["batch"]) for r in rows] == [("trivial", 1), ("trivial", 3), ("mlp", 1), ("mlp", 3)]
+    assert all(r["sims_per_second"] > 0 and 0 <= r["evaluator_share"] <= 1 for r in rows)
+    bad = subprocess.run([sys.executable, "-m", "course_lib", "search-speed", "--evaluators", "magic"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "accepted: trivial, mlp, resnet" in bad.stderr
