@@ -26,4 +26,5 @@ ALGORITHMS = {
     "sac": Algorithm("sac", "course_lib.agents.sac", "SACConfig"),
     "impala": Algorithm("impala", "course_lib.agents.impala", "IMPALAConfig"),
     "alphazero": Algorithm("alphazero", "course_lib.agents.alphazero", "AlphaZeroConfig"),
+    "muzero": Algorithm("muzero", "course_lib.agents.muzero", "MuZeroConfig"),
 }
