@@ -1,4 +1,4 @@
-"""The assignments (`ppo`, `sac`, `vtrace`) through the real nbgrader command line, as an instructor runs it.
+"""Every assignment in ``assignments/source/`` through the real nbgrader command line, as an instructor runs it.
 
 One module-scoped course directory (a copy of ``assignments/``) is generated once, every
 assignment at a time; every student submission is written into it and graded by as few
@@ -226,12 +226,116 @@ VTRACE = Assignment(
     deleted_test_cell="test_vtrace_termination",
 )
 
-SPECS = {spec.name: spec for spec in (PPO, SAC, VTRACE)}
+# --------------------------------------------------------------------------- mcts
+
+PUCT_CHILD_VISITS = '''
+def puct_scores(prior, visits, q, legal, parent_visits, c1=1.25, c2=19652.0):
+    # Wrong: the square root of the edge's own visits N(s, a), where the rule has the node's N(s).
+    n = parent_visits.unsqueeze(-1)
+    c = c1 + torch.log((n + c2 + 1) / c2)
+    scores = q + c * prior * torch.sqrt(visits) / (1 + visits)
+    return scores.masked_fill(~legal.bool(), -math.inf)
+'''
+PUCT_WITHOUT_MASK = '''
+def puct_scores(prior, visits, q, legal, parent_visits, c1=1.25, c2=19652.0):
+    # Wrong: illegal moves keep their scores (as if the prior were 0 there, which it need not be).
+    n = parent_visits.unsqueeze(-1)
+    c = c1 + torch.log((n + c2 + 1) / c2)
+    return q + c * prior * torch.sqrt(n) / (1 + visits)
+'''
+BACKUP_WITHOUT_SIGN = '''
+def backup_values(leaf_value, rewards, discounts):
+    # Wrong: vectorised with the discounts' products taken in log space, log|gamma| to dodge the NaN of log(-1),
+    # so the sign flip of gamma = -1 between two players is lost.
+    c = torch.exp(torch.cumsum(torch.log(discounts.abs()), dim=1))
+    c = torch.cat([torch.ones_like(leaf_value).unsqueeze(1), c], dim=1)            # c_0 .. c_D
+    terms = torch.cat([c[:, :-1] * rewards, (c[:, -1] * leaf_value).unsqueeze(1)], dim=1)
+    return terms.flip(1).cumsum(1).flip(1) / c
+'''
+
+MCTS = Assignment(
+    name="mcts",
+    points={
+        "test_puct_worked_example": 2,
+        "test_puct_constants": 1,
+        "test_puct_illegal": 2,
+        "test_backup_discounted": 2,
+        "test_backup_two_player": 2,
+        "test_backup_padding": 1,
+    },
+    solution_cells=("puct_solution", "backup_solution"),
+    wrong={
+        "wrong_puct": ({"puct_solution": PUCT_CHILD_VISITS},
+                       ["test_puct_worked_example", "test_puct_constants", "test_puct_illegal"]),
+        "wrong_backup": ({"backup_solution": BACKUP_WITHOUT_SIGN}, ["test_backup_two_player", "test_backup_padding"]),
+    },
+    edited=({"puct_solution": PUCT_WITHOUT_MASK}, ["test_puct_illegal"]),
+    deleted_test_cell="test_backup_two_player",
+)
+
+# --------------------------------------------------------------------------- muzero_targets
+
+TARGETS_BOOTSTRAP_AFTER_TERMINATION = '''
+def n_step_value_targets(rewards, values, lengths, terminated, bootstrap, gamma, n):
+    # Wrong: a window that runs past the end bootstraps from `bootstrap` even when the episode terminated.
+    E, T = rewards.shape
+    targets = torch.zeros_like(rewards)
+    for t in range(T):
+        steps = (lengths - t).clamp(min=0, max=n)            # m = min(n, L - t), per episode
+        for i in range(min(n, T - t)):
+            targets[:, t] += torch.where(i < steps, gamma ** i * rewards[:, t + i], torch.zeros_like(targets[:, t]))
+        boot = torch.where(t + n < lengths, values[:, min(t + n, T - 1)], bootstrap)
+        targets[:, t] += gamma ** steps.to(rewards.dtype) * boot
+    return torch.where(torch.arange(T) < lengths.unsqueeze(1), targets, torch.zeros_like(targets))
+'''
+SUPPORT_ROUNDED = '''
+def to_support(x, size):
+    # Wrong: all the weight on the nearest atom, so the target's mean is not phi(x).
+    y = scale_value(x).clamp(-size, size)
+    return torch.nn.functional.one_hot((torch.round(y) + size).long(), 2 * size + 1).float()
+'''
+SUPPORT_WITHOUT_SCALING = '''
+def to_support(x, size):
+    # Wrong: splits x itself between the atoms, without the scaling phi.
+    y = x.clamp(-size, size)
+    low = y.floor()
+    frac = (y - low).unsqueeze(-1)
+    idx = (low + size).long().unsqueeze(-1)
+    out = torch.zeros(*x.shape, 2 * size + 1)
+    out.scatter_(-1, idx, 1 - frac)
+    out.scatter_add_(-1, (idx + 1).clamp(max=2 * size), frac)
+    return out
+'''
+
+MUZERO_TARGETS = Assignment(
+    name="muzero_targets",
+    points={
+        "test_targets_truncated": 2,
+        "test_targets_terminated": 2,
+        "test_targets_long_n": 1,
+        "test_targets_two_player": 1,
+        "test_support_scaling": 1,
+        "test_support_two_hot": 2,
+        "test_support_clipping": 1,
+    },
+    solution_cells=("targets_solution", "support_solution"),
+    wrong={
+        "wrong_targets": ({"targets_solution": TARGETS_BOOTSTRAP_AFTER_TERMINATION},
+                          ["test_targets_terminated", "test_targets_long_n"]),
+        "wrong_support": ({"support_solution": SUPPORT_ROUNDED}, ["test_support_two_hot"]),
+    },
+    edited=({"support_solution": SUPPORT_WITHOUT_SCALING}, ["test_support_scaling", "test_support_two_hot"]),
+    deleted_test_cell="test_targets_truncated",
+)
+
+SPECS = {spec.name: spec for spec in (MCTS, MUZERO_TARGETS, PPO, SAC, VTRACE)}
 NAMES = list(SPECS)
 # Every (assignment, student) pair that is graded, for parametrizing.
 SUBMISSIONS = [(name, student) for name, spec in SPECS.items() for student in spec.expected_lost()]
 # Total scores out of 10, spelled out so that a change to the points or the scenarios shows here.
 TOTALS = {
+    "mcts": {"reference": 10, "blank": 0, "wrong_puct": 5, "wrong_backup": 7, EDITED_STUDENT: 8},
+    "muzero_targets": {"reference": 10, "blank": 0, "wrong_targets": 7, "wrong_support": 8, EDITED_STUDENT: 7},
     "ppo": {"reference": 10, "blank": 0, "wrong_gae": 8, "wrong_surrogate": 7, EDITED_STUDENT: 8, LOOP_STUDENT: 4},
     "sac": {"reference": 10, "blank": 0, "wrong_target": 8, "wrong_log_prob": 8, EDITED_STUDENT: 8},
     "vtrace": {"reference": 10, "blank": 0, "wrong_clipping": 7, EDITED_STUDENT: 7},

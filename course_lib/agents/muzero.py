@@ -144,10 +144,11 @@ def to_support(x: torch.Tensor, size: int) -> torch.Tensor:
     :math:`\phi(x)` is clipped to the support and split between the two integers around
     it, so that the distribution's mean is exactly :math:`\phi(x)`.
     """
-    y = scale_value(x).clamp(-size, size)
+    y = scale_value(x if x.is_floating_point() else x.float()).clamp(-size, size)
     low = y.floor()
     frac = y - low
-    out = torch.zeros(*x.shape, 2 * size + 1, device=x.device, dtype=torch.float32)
+    out = torch.zeros(*x.shape, 2 * size + 1, device=x.device,
+                      dtype=x.dtype if x.is_floating_point() else torch.float32)
     idx = (low + size).long()
     out.scatter_(-1, idx.unsqueeze(-1), (1 - frac).unsqueeze(-1))
     out.scatter_add_(-1, (idx + 1).clamp(max=2 * size).unsqueeze(-1), frac.unsqueeze(-1))
