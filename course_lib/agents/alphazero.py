@@ -49,7 +49,7 @@ GAMES = ("tictactoe", "connect4")
 
 @dataclass
 class AlphaZeroConfig(RunConfig):
-    """AlphaZero's hyper-parameters. Defaults: tic-tac-toe, learnt to perfect play in a few CPU minutes."""
+    """AlphaZero's hyper-parameters. Defaults: tic-tac-toe, learnt to perfect play in one to four CPU minutes."""
 
     env: str = option("tictactoe", "board game", choices=GAMES)
     total_steps: int = option(60_000, "self-play moves to train for (summed over the parallel games)", low=1)
@@ -354,6 +354,7 @@ def train(
             stats_sum[key] = stats_sum.get(key, 0.0) + float(v)
         stats_n += 1
 
+    logged = {key: counters[key] for key in ("games", "first_wins", "draws")}
     num_iterations = max(1, cfg.total_steps // G)
     bar = ProgressBar(num_iterations * G, f"alphazero {cfg.env}", initial=counters["step"], enabled=progress)
     loop_start, steps_at_start = time.perf_counter(), counters["step"]
@@ -395,20 +396,22 @@ def train(
             if cfg.eval_every and counters["step"] // cfg.eval_every > prev // cfg.eval_every:
                 t_eval = time.perf_counter()
                 name, opponent = next(iter(reference_players(game, cfg.seed + counters["iteration"]).items()))
-                result = evaluate_players(game, NetworkPlayer(game, net), opponent, 50, seed=cfg.seed)
+                result = evaluate_players(game, NetworkPlayer(game, net), opponent, 50, seed=cfg.seed, device=device)
                 counters["last_eval"] = {"opponent": name, **result}
                 counters["time_evaluating"] += time.perf_counter() - t_eval
             if counters["step"] // cfg.log_every > prev // cfg.log_every or counters["iteration"] == num_iterations:
-                games = max(counters["games"], 1)
+                # Self-play outcomes of the games finished since the last row.
+                games = max(counters["games"] - logged["games"], 1)
                 row = {"step": counters["step"], "updates": counters["updates"], "wall_time": run.elapsed(),
                        "games": counters["games"], "replay": counters["replay_len"],
-                       "first_player_win_rate": counters["first_wins"] / games,
-                       "draw_rate": counters["draws"] / games,
+                       "first_player_win_rate": (counters["first_wins"] - logged["first_wins"]) / games,
+                       "draw_rate": (counters["draws"] - logged["draws"]) / games,
                        **{k: v / max(stats_n, 1) for k, v in stats_sum.items()},
                        **_eval_fields(counters.get("last_eval")),
                        "steps_per_second": (counters["step"] - steps_at_start) / (time.perf_counter() - loop_start)}
                 stats_sum.clear()
                 stats_n = 0
+                logged.update(games=counters["games"], first_wins=counters["first_wins"], draws=counters["draws"])
                 run.log(row)
                 if callback is not None:
                     callback(row)
@@ -470,9 +473,10 @@ def evaluate_agent(game: BoardGame, net: PolicyValueNet, num_simulations: int, g
                    seed: int = 0, c_puct: float = 1.25) -> dict[str, Any]:
     """Wins/draws/losses of the network alone and with search against every reference player, from both sides."""
     net.eval()
+    device = next(net.parameters()).device     # games are played where the network is
     agents = {"net": NetworkPlayer(game, net), "search": SearchPlayer(game, net, num_simulations, c_puct)}
     out: dict[str, Any] = {"search_simulations": num_simulations}
     for opp_name, opponent in reference_players(game, seed).items():
-        out[opp_name] = {name: evaluate_players(game, agent, opponent, games_per_side, seed=seed)
+        out[opp_name] = {name: evaluate_players(game, agent, opponent, games_per_side, seed=seed, device=device)
                          for name, agent in agents.items()}
     return out

@@ -88,6 +88,9 @@ class MuZeroConfig(RunConfig):
     noise_fraction: float = option(0.25, "weight of the root noise", low=0.0, high=1.0)
     temperatures: str = option("1.0,0.5,0.25", "visit-count temperatures for the first half, the third quarter "
                                                "and the last quarter of training")
+    temperature_moves: int = option(0, "board games: the first this many moves of each game are sampled with "
+                                       "τ = 1 and later ones take the most visited action (0: use temperatures)",
+                                    low=0)
     eval_episodes: int = option(20, "greedy evaluation episodes at the end (board games: games per side "
                                     "against each reference player)", low=1)
     eval_every: int = option(10_000, "also evaluate every this many steps (0: only at the end)", low=0)
@@ -508,7 +511,7 @@ def train(
             opponents = {"random": RandomPlayer(game, seed)}
             if game.name == "tictactoe":
                 opponents = {"perfect": PerfectPlayer(game, seed), **opponents}
-            return {name: {"search": evaluate_players(game, player, opp, episodes, seed=seed)}
+            return {name: {"search": evaluate_players(game, player, opp, episodes, seed=seed, device=device)}
                     for name, opp in opponents.items()}
         return evaluate_policy(greedy_search, cfg.env, episodes=episodes, seed=seed, device=device,
                                backend=cfg.env_backend)
@@ -550,7 +553,11 @@ def train(
                 tree = _model_search(net, obs, legal, cfg.num_simulations, env.discount, env.qtransform,
                                      dirichlet_noise(legal, cfg.dirichlet_alpha), cfg.noise_fraction)
                 pi = visit_policy(tree, 1.0)
-                action = sample_action(visit_policy(tree, temperature)) if temperature > 0 else pi.argmax(-1)
+                if cfg.board_game and cfg.temperature_moves:
+                    # AlphaZero's schedule: explore the opening, then play the most visited move.
+                    action = torch.where(ep_len < cfg.temperature_moves, sample_action(pi), pi.argmax(-1))
+                else:
+                    action = sample_action(visit_policy(tree, temperature)) if temperature > 0 else pi.argmax(-1)
                 rows = torch.arange(N, device=device)
                 ep_obs[rows, ep_len], ep_action[rows, ep_len] = obs, action
                 ep_value[rows, ep_len], ep_policy[rows, ep_len] = root_value(tree), pi
