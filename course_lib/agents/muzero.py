@@ -56,7 +56,8 @@ from ..search import (RecurrentOutput, RootOutput, dirichlet_noise, root_value, 
 from .base import RunConfig
 
 __all__ = ["MuZeroConfig", "MuZeroNet", "scale_value", "unscale_value", "to_support", "from_support",
-           "n_step_value_targets", "muzero_loss", "MuZeroSearchPlayer", "train", "BENCHMARKS"]
+           "n_step_value_targets", "muzero_loss", "latent_root", "latent_recurrent_fn", "MuZeroSearchPlayer",
+           "train", "BENCHMARKS"]
 
 
 @dataclass
@@ -292,20 +293,35 @@ def muzero_loss(net: MuZeroNet, obs: torch.Tensor, actions: torch.Tensor, target
 
 
 # --------------------------------------------------------------------------- search
-def _model_search(net: MuZeroNet, obs: torch.Tensor, legal: torch.Tensor, num_simulations: int, discount: float,
-                  qtransform: str, noise: torch.Tensor | None = None, noise_fraction: float = 0.25):
-    """Search in latent space from observations ``obs``: root :math:`h` + :math:`f`, then :math:`g` + :math:`f`."""
+@torch.no_grad()
+def latent_root(net: MuZeroNet, obs: torch.Tensor) -> RootOutput:
+    """The root of a search in latent space: :math:`s^0 = h(o)`, then :math:`f(s^0)` for the prior and the value."""
     latent = net.represent(obs)
     policy_logits, value_logits = net.predict(latent)
-    root = RootOutput(policy_logits, from_support(value_logits, net.value_support), latent)
+    return RootOutput(policy_logits, from_support(value_logits, net.value_support), latent)
 
-    def recurrent(s: torch.Tensor, a: torch.Tensor) -> RecurrentOutput:
-        nxt, reward_logits = net.step(s, a)
-        p, v = net.predict(nxt)
+
+def latent_recurrent_fn(net: MuZeroNet, discount: float) -> Callable[[torch.Tensor, torch.Tensor], RecurrentOutput]:
+    """The search's step in latent space: :math:`g` for the next state and reward, :math:`f` for prior and value.
+
+    The model knows no rules: every action is legal and no state is terminal inside the
+    tree (only the root's legal moves come from the environment).
+    """
+    @torch.no_grad()
+    def recurrent(latent: torch.Tensor, action: torch.Tensor) -> RecurrentOutput:
+        nxt, reward_logits = net.step(latent, action)
+        policy_logits, value_logits = net.predict(nxt)
         reward = from_support(reward_logits, net.reward_support)
-        return RecurrentOutput(reward, torch.full_like(reward, discount), p, from_support(v, net.value_support), nxt)
-    return search(root, recurrent, num_simulations, root_legal=legal, root_noise=noise,
-                  noise_fraction=noise_fraction, qtransform=qtransform)
+        return RecurrentOutput(reward, torch.full_like(reward, discount), policy_logits,
+                               from_support(value_logits, net.value_support), nxt)
+    return recurrent
+
+
+def _model_search(net: MuZeroNet, obs: torch.Tensor, legal: torch.Tensor, num_simulations: int, discount: float,
+                  qtransform: str, noise: torch.Tensor | None = None, noise_fraction: float = 0.25):
+    """Search in latent space from observations ``obs`` (:func:`latent_root`, :func:`latent_recurrent_fn`)."""
+    return search(latent_root(net, obs), latent_recurrent_fn(net, discount), num_simulations, root_legal=legal,
+                  root_noise=noise, noise_fraction=noise_fraction, qtransform=qtransform)
 
 
 class MuZeroSearchPlayer:
