@@ -13,6 +13,9 @@ COMMANDS = {
     "alphazero-tictactoe": "python -m course_lib train alphazero --env tictactoe --seed 0 --out runs/az-ttt && "
                            "python -c \"from course_lib.agents.alphazero import export_network; "
                            "export_network('runs/az-ttt', 'course_lib/pretrained/alphazero-tictactoe.pt')\"",
+    "alphazero-connect4": "python -m course_lib train alphazero --preset connect4 --seed 0 --out runs/az-c4 && "
+                          "python -c \"from course_lib.agents.alphazero import export_network; "
+                          "export_network('runs/az-c4', 'course_lib/pretrained/alphazero-connect4.pt')\"",
 }
 
 
