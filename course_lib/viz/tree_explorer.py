@@ -79,6 +79,16 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+def _check_view(qtransform: str, max_depth: int | None, top_k: int | None) -> None:
+    """Clear errors for the drawing options shared by the snapshot and the explorer."""
+    if qtransform not in ("none", "minmax"):
+        raise ValueError(f"qtransform must be 'none' or 'minmax'; got {qtransform!r}")
+    if max_depth is not None and max_depth < 0:
+        raise ValueError(f"max_depth must be >= 0 or None; got {max_depth}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 or None; got {top_k}")
+
+
 def tree_snapshot(tree: Tree, game=None, *, b: int = 0, c1: float = 1.25, c2: float = 19652.0,
                   qtransform: str = "none", unvisited_q: float = 0.0, max_depth: int | None = None,
                   top_k: int | None = None) -> dict:
@@ -114,12 +124,7 @@ def tree_snapshot(tree: Tree, game=None, *, b: int = 0, c1: float = 1.25, c2: fl
     """
     if not 0 <= b < tree.batch_size:
         raise ValueError(f"b must be in [0, {tree.batch_size}); got {b}")
-    if qtransform not in ("none", "minmax"):
-        raise ValueError(f"qtransform must be 'none' or 'minmax'; got {qtransform!r}")
-    if max_depth is not None and max_depth < 0:
-        raise ValueError(f"max_depth must be >= 0 or None; got {max_depth}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 or None; got {top_k}")
+    _check_view(qtransform, max_depth, top_k)
     scratch = tree.scratch
     if game is not None and tuple(tree.embedding.shape[2:]) != (game.num_cells,):
         raise ValueError(f"with game={game!r} the embeddings must be its states [B, S + 1, {game.num_cells}]; "
@@ -694,12 +699,7 @@ class TreeExplorer:
 
     def _setup(self, game, root, recurrent_fn, legal, num_simulations, c1, c2, qtransform, unvisited_q, root_noise,
                noise_fraction, max_depth, top_k) -> None:
-        if qtransform not in ("none", "minmax"):
-            raise ValueError(f"qtransform must be 'none' or 'minmax'; got {qtransform!r}")
-        if max_depth is not None and max_depth < 0:
-            raise ValueError(f"max_depth must be >= 0 or None; got {max_depth}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be >= 1 or None; got {top_k}")
+        _check_view(qtransform, max_depth, top_k)
         if root_noise is not None and root_noise.dim() == 1:
             root_noise = root_noise.unsqueeze(0)
         self.game = game
