@@ -288,6 +288,15 @@ def n_step_value_targets(rewards, values, lengths, terminated, bootstrap, gamma,
         targets[:, t] += gamma ** steps.to(rewards.dtype) * boot
     return torch.where(torch.arange(T) < lengths.unsqueeze(1), targets, torch.zeros_like(targets))
 '''
+INVERSE_WITHOUT_EPSILON = '''
+def scale_value(x, eps=1e-3):
+    return torch.sign(x) * (torch.sqrt(x.abs() + 1) - 1) + eps * x
+
+
+def unscale_value(y, eps=1e-3):
+    # Wrong: inverts sign(x) (sqrt(|x| + 1) - 1) alone, forgetting the eps x term of phi.
+    return torch.sign(y) * ((y.abs() + 1).square() - 1)
+'''
 SUPPORT_ROUNDED = '''
 def to_support(x, size):
     # Wrong: all the weight on the nearest atom, so the target's mean is not phi(x).
@@ -310,18 +319,21 @@ def to_support(x, size):
 MUZERO_TARGETS = Assignment(
     name="muzero_targets",
     points={
-        "test_targets_truncated": 2,
+        "test_targets_truncated": 1,
         "test_targets_terminated": 2,
         "test_targets_long_n": 1,
         "test_targets_two_player": 1,
+        "test_transform_scale": 1,
+        "test_transform_inverse": 1,
         "test_support_scaling": 1,
-        "test_support_two_hot": 2,
+        "test_support_two_hot": 1,
         "test_support_clipping": 1,
     },
-    solution_cells=("targets_solution", "support_solution"),
+    solution_cells=("targets_solution", "transform_solution", "support_solution"),
     wrong={
         "wrong_targets": ({"targets_solution": TARGETS_BOOTSTRAP_AFTER_TERMINATION},
                           ["test_targets_terminated", "test_targets_long_n"]),
+        "wrong_inverse": ({"transform_solution": INVERSE_WITHOUT_EPSILON}, ["test_transform_inverse"]),
         "wrong_support": ({"support_solution": SUPPORT_ROUNDED}, ["test_support_two_hot"]),
     },
     edited=({"support_solution": SUPPORT_WITHOUT_SCALING}, ["test_support_scaling", "test_support_two_hot"]),
@@ -335,7 +347,8 @@ SUBMISSIONS = [(name, student) for name, spec in SPECS.items() for student in sp
 # Total scores out of 10, spelled out so that a change to the points or the scenarios shows here.
 TOTALS = {
     "mcts": {"reference": 10, "blank": 0, "wrong_puct": 5, "wrong_backup": 7, EDITED_STUDENT: 8},
-    "muzero_targets": {"reference": 10, "blank": 0, "wrong_targets": 7, "wrong_support": 8, EDITED_STUDENT: 7},
+    "muzero_targets": {"reference": 10, "blank": 0, "wrong_targets": 7, "wrong_inverse": 9, "wrong_support": 9,
+                       EDITED_STUDENT: 8},
     "ppo": {"reference": 10, "blank": 0, "wrong_gae": 8, "wrong_surrogate": 7, EDITED_STUDENT: 8, LOOP_STUDENT: 4},
     "sac": {"reference": 10, "blank": 0, "wrong_target": 8, "wrong_log_prob": 8, EDITED_STUDENT: 8},
     "vtrace": {"reference": 10, "blank": 0, "wrong_clipping": 7, EDITED_STUDENT: 7},
