@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from course_lib.games import (AlphaBetaPlayer, BoardGame, ConnectFour, OneStepLookaheadPlayer, PerfectPlayer,
-                              RandomPlayer, TicTacToe, evaluate_players, make_game, play_match, solve_tictactoe)
+                              RandomPlayer, TicTacToe, evaluate_players, make_game, permute, permute_moves,
+                              play_match, solve_tictactoe)
 
 TTT = TicTacToe()
 C4 = ConnectFour()
@@ -469,3 +470,27 @@ def test_evaluate_players_counts_both_seats():
 def test_play_match_reports_a_player_that_moves_illegally():
     with pytest.raises(ValueError, match="moving second.*occupied cells"):
         play_match(TTT, RandomPlayer(TTT), lambda s: torch.full((s.shape[0],), 4), games=3)
+
+
+@pytest.mark.parametrize("game", [TTT, C4], ids=["tictactoe", "connect4"])
+def test_symmetries_commute_with_the_rules(game):
+    cells, actions = game.symmetries()
+    count = 8 if isinstance(game, TicTacToe) else 2
+    assert cells.shape == (count, game.num_cells) and actions.shape == (count, game.num_actions)
+    assert torch.equal(cells[0], torch.arange(game.num_cells))                  # the identity first
+    assert len({tuple(c.tolist()) for c in cells}) == count                     # all distinct
+    assert all(torch.equal(c.sort().values, torch.arange(game.num_cells)) for c in cells)
+    gen = torch.Generator().manual_seed(0)
+    states = game.initial(64)
+    for _ in range(game.num_cells):
+        moves = torch.multinomial(game.legal(states).float(), 1, generator=gen)[:, 0]
+        cell_perm, action_perm = game.random_symmetries(64, gen)
+        turned = permute(states, cell_perm)
+        # Legal moves turn like a policy; playing the turned move on the turned board gives
+        # the turned next board, the same reward and the same end.
+        assert torch.equal(game.legal(turned), permute(game.legal(states), action_perm))
+        nxt_t, reward_t, done_t = game.step(turned, permute_moves(moves, action_perm))
+        nxt, reward, done = game.step(states, moves)
+        assert torch.equal(nxt_t, permute(nxt, cell_perm))
+        assert torch.equal(reward_t, reward) and torch.equal(done_t, done)
+        states = torch.where(done.unsqueeze(1), game.initial(64), nxt)

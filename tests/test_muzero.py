@@ -7,9 +7,11 @@ import json
 import pytest
 import torch
 
-from course_lib.agents.muzero import (GameReplay, MuZeroConfig, MuZeroNet, from_support, muzero_loss,
-                                      n_step_value_targets, scale_value, to_support, train, unscale_value)
+from course_lib.agents.muzero import (GameReplay, MuZeroConfig, MuZeroNet, augment_unrolls, from_support,
+                                      muzero_loss, n_step_value_targets, scale_value, to_support, train,
+                                      unscale_value)
 from course_lib.core import ConfigError
+from course_lib.games import TicTacToe
 
 
 def test_value_scaling_is_inverted_exactly():
@@ -94,6 +96,41 @@ def test_replay_targets_past_the_end_of_an_episode():
     second = (obs[:, 0] == 1) & (value[:, 0] == 9.5)
     row = second.nonzero()[0, 0]
     assert value_mask[row].tolist() == [1, 0, 0, 0] and policy_mask[row].tolist() == [1, 0, 0, 0]
+
+
+def test_augmented_unrolls_are_games_on_the_turned_board():
+    """Turned observations, actions and policies still describe the same game, on the turned board."""
+    game = TicTacToe()
+    gen = torch.Generator().manual_seed(1)
+    states, boards, obs, actions, policies = game.initial(32), [], [], [], []
+    for _ in range(4):                          # four moves: no game ends before the fifth
+        legal = game.legal(states)
+        moves = torch.multinomial(legal.float(), 1, generator=gen)[:, 0]
+        boards.append(states)
+        obs.append(game.observation(states).flatten(1))
+        actions.append(moves)
+        policies.append(legal.float() / legal.sum(-1, keepdim=True) + 0.1 * torch.nn.functional.one_hot(moves, 9))
+        states, _, _ = game.step(states, moves)
+    # Unrolls from the position after one move, along moves 2-4 (K = 3).
+    value, reward, mask = torch.rand(32, 4), torch.rand(32, 4), torch.ones(32, 4)
+    batch = (obs[1], torch.stack(actions[1:], 1), value, reward, torch.stack(policies[1:] + policies[:1], 1),
+             mask, mask)
+    torch.manual_seed(0)
+    t_obs, t_actions, t_value, t_reward, t_policy, *_ = augment_unrolls(game, *batch)
+    torch.manual_seed(0)
+    cells, _ = game.random_symmetries(32)       # the symmetries augment_unrolls drew
+    assert len(set(cells.tolist()[i][0] for i in range(32))) > 1     # not all the identity
+    assert t_value is value and t_reward is reward
+    planes = t_obs.view(32, 2, 9)
+    turned = (planes[:, 0] - planes[:, 1]).to(torch.int8)
+    assert torch.equal(turned, boards[1].gather(1, cells))
+    for k in range(3):
+        # The turned action is the policy target's most likely move, and the turned board
+        # after it is the original board after the original move, turned.
+        assert torch.equal(t_policy[:, k].argmax(-1), t_actions[:, k])
+        assert torch.allclose(t_policy[:, k].sort(-1).values, batch[4][:, k].sort(-1).values)
+        turned, _, _ = game.step(turned, t_actions[:, k])
+        assert torch.equal(turned, boards[k + 2].gather(1, cells) if k < 2 else states.gather(1, cells))
 
 
 def test_loss_pieces_and_gradient_scaling():

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ..core import Config, ConfigError, ProgressBar, option, resolve_device, seed_everything
-from ..games import BoardGame, TicTacToe, make_game
+from ..games import BoardGame, TicTacToe, make_game, permute, permute_moves
 from ..games.players import PerfectPlayer, Player, RandomPlayer, evaluate_players
 from ..nets.mlp import mlp
 from ..search import rules_search, visit_policy
@@ -134,28 +134,11 @@ def _check_tictactoe(game: BoardGame) -> None:
                          f"only; got {game!r}; accepted: make_game('tictactoe')")
 
 
-def _symmetries(game: BoardGame, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 8 symmetries of the square board as cell permutations: ``(perm [8, cells], inverse [8, cells])``.
-
-    ``state[:, perm[k]]`` is the board turned by symmetry ``k``; a move on cell ``a``
-    lands on cell ``inverse[k, a]`` of the turned board.
-    """
-    if game.rows != game.cols:
-        raise ValueError(f"board symmetries need a square board; {game.name} is {game.rows}x{game.cols}")
-    grid = torch.arange(game.num_cells, device=device).view(game.rows, game.cols)
-    perm = torch.stack([torch.rot90(grid, k).flip(1).flatten() if flip else torch.rot90(grid, k).flatten()
-                        for k in range(4) for flip in (False, True)])
-    return perm, perm.argsort(dim=1)
-
-
-def _random_symmetry(perm: torch.Tensor, inverse: torch.Tensor, states: torch.Tensor, moves: torch.Tensor | None,
+def _random_symmetry(game: BoardGame, states: torch.Tensor, moves: torch.Tensor | None,
                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``states [B, cells]`` (and their ``moves [B]``) each turned by a random one of the 8 symmetries."""
-    k = torch.randint(perm.shape[0], (states.shape[0],), generator=generator, device=states.device)
-    turned = states.gather(1, perm[k])
-    if moves is None:
-        return turned, None
-    return turned, inverse[k].gather(1, moves.unsqueeze(1)).squeeze(1)
+    cells, actions = game.random_symmetries(states.shape[0], generator, states.device)
+    return permute(states, cells), None if moves is None else permute_moves(moves, actions)
 
 
 # --------------------------------------------------------------------------- 1. expert games
@@ -336,13 +319,12 @@ def train_sl_policy(game: BoardGame, positions: torch.Tensor, moves: torch.Tenso
     torch.manual_seed(seed)
     device = positions.device
     policy = PolicyNet(game, hidden).to(device)
-    perm, inverse = _symmetries(game, device)
     generator = torch.Generator(device=device).manual_seed(seed + 1)
 
     def loss_fn(idx: torch.Tensor) -> torch.Tensor:
         s, a = positions[idx], moves[idx]
         if augment:
-            s, a = _random_symmetry(perm, inverse, s, a, generator)
+            s, a = _random_symmetry(game, s, a, generator)
         return sl_policy_loss(policy(game.observation(s)), game.legal(s), a)
 
     return _fit(policy, loss_fn, positions.shape[0], steps, batch_size, learning_rate, weight_decay, seed,
@@ -595,13 +577,12 @@ def train_value(game: BoardGame, rl_policy: PolicyNet, n_games: int, sl_policy: 
         raise ValueError(f"no position survived from {n_games} games; play more games")
     device = positions.device
     value_net = ValueNet(game, hidden).to(device)
-    perm, inverse = _symmetries(game, device)
     generator = torch.Generator(device=device).manual_seed(seed + 1)
 
     def loss_fn(idx: torch.Tensor) -> torch.Tensor:
         s = positions[idx]
         if augment:
-            s, _ = _random_symmetry(perm, inverse, s, None, generator)
+            s, _ = _random_symmetry(game, s, None, generator)
         return value_loss(value_net(game.observation(s)), z[idx])
 
     _fit(value_net, loss_fn, positions.shape[0], steps, batch_size, learning_rate, weight_decay, seed,

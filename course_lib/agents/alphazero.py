@@ -191,24 +191,11 @@ def symmetries(game: BoardGame, states: torch.Tensor, pis: torch.Tensor) -> tupl
 
     Tic-tac-toe: the 8 rotations and reflections of the square (a move is a cell, so the
     policy turns with the board). Connect Four: the left–right mirror (a move is a column).
+    Copy ``g`` of sample ``n`` is row ``g * N + n`` (:meth:`BoardGame.symmetries`' order).
     """
-    h, w = game.rows, game.cols
-    boards = states.view(-1, h, w)
-    if game.num_actions == h * w:          # moves are cells
-        pi_boards = pis.view(-1, h, w)
-        out_s, out_p = [], []
-        for k in range(4):
-            for flip in (False, True):
-                s = torch.rot90(boards, k, dims=(1, 2))
-                p = torch.rot90(pi_boards, k, dims=(1, 2))
-                if flip:
-                    s, p = s.flip(2), p.flip(2)
-                out_s.append(s.reshape(-1, h * w))
-                out_p.append(p.reshape(-1, h * w))
-        return torch.cat(out_s), torch.cat(out_p)
-    if game.num_actions == w:              # moves are columns
-        return (torch.cat([states, boards.flip(2).reshape(-1, h * w)]), torch.cat([pis, pis.flip(1)]))
-    raise ValueError(f"no symmetries known for {game.name}")
+    cells, actions = game.symmetries(states.device)
+    return (states[:, cells].transpose(0, 1).reshape(-1, states.shape[1]),
+            pis[:, actions].transpose(0, 1).reshape(-1, pis.shape[1]))
 
 
 # --------------------------------------------------------------------------- players

@@ -30,7 +30,10 @@ distributions over a support after the invertible scaling
 :func:`to_support`); latent states min–max normalised to [0, 1]; the gradient into the
 dynamics halved at every unroll step and each unrolled step's loss divided by K; the
 search's Q rescaled by the min and max seen in the tree (rewards of any scale); Dirichlet
-noise at the root and a visit-count temperature that falls as training goes on.
+noise at the root and a visit-count temperature that falls as training goes on. Board
+games also train on the board's symmetries (:func:`augment_unrolls`): every sampled
+unroll is turned by a random rotation or reflection, as AlphaZero does with its positions,
+which shows the model each position it learns from in up to 8 orientations.
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ from ..core.run import to_cpu
 from ..envs import make_vector_env
 from ..evaluation import evaluate_policy
 from ..games import GAMES as BOARD_GAMES
-from ..games import BoardGame, make_game
+from ..games import BoardGame, make_game, permute, permute_moves
 from ..games.players import PerfectPlayer, RandomPlayer, evaluate_players
 from ..nets import mlp
 from ..search import (RecurrentOutput, RootOutput, dirichlet_noise, root_value, sample_action, search,
@@ -57,7 +60,7 @@ from .base import RunConfig
 
 __all__ = ["MuZeroConfig", "MuZeroNet", "scale_value", "unscale_value", "to_support", "from_support",
            "n_step_value_targets", "muzero_loss", "latent_root", "latent_recurrent_fn", "MuZeroSearchPlayer",
-           "train", "BENCHMARKS"]
+           "augment_unrolls", "train", "BENCHMARKS"]
 
 
 @dataclass
@@ -89,6 +92,8 @@ class MuZeroConfig(RunConfig):
     noise_fraction: float = option(0.25, "weight of the root noise", low=0.0, high=1.0)
     temperatures: str = option("1.0,0.5,0.25", "visit-count temperatures for the first half, the third quarter "
                                                "and the last quarter of training")
+    augment: bool = option(True, "board games: turn each sampled unroll (observation, actions, policies) by a "
+                                 "random symmetry of the board")
     temperature_moves: int = option(0, "board games: the first this many moves of each game are sampled with "
                                        "τ = 1 and later ones take the most visited action (0: use temperatures)",
                                     low=0)
@@ -118,8 +123,10 @@ class MuZeroConfig(RunConfig):
 
 MuZeroConfig.presets = {
     # Tic-tac-toe: two players, targets are the game outcome (n spans the game), values in [-1, 1].
-    # The learned model needs width (512 hidden units) to predict wins and blocks; 64
-    # simulations; AlphaZero's opening exploration (τ = 1 for 4 moves, then the most visited).
+    # The learned model needs width (512 hidden units) to predict wins and blocks, and the
+    # board's symmetries (augment, on by default) to learn them in positions self-play rarely
+    # reaches; 64 simulations; AlphaZero's opening exploration (τ = 1 for 4 moves, then the
+    # most visited).
     "tictactoe": {"env": "tictactoe", "total_steps": 150_000, "num_envs": 128, "num_simulations": 64,
                   "hidden_size": 512, "td_steps": 10, "unroll_steps": 5, "value_support": 1, "reward_support": 1,
                   "updates_per_iteration": 16, "value_coef": 1.0, "learning_starts": 2_000, "replay_size": 50_000,
@@ -461,6 +468,18 @@ class GameReplay:
             getattr(self, name)[:n] = state[name].to(self.obs.device)
 
 
+def augment_unrolls(game: BoardGame, obs, actions, value, reward, policy, value_mask, policy_mask):
+    """A :meth:`GameReplay.sample` batch with each unroll turned by a random symmetry of the board.
+
+    The observation's planes, the actions along the unroll and the policy targets turn
+    together; values and rewards do not change when the board turns, so the model learns
+    the same game from up to 8 views of every position it has seen.
+    """
+    cells, moves = game.random_symmetries(obs.shape[0], device=obs.device)
+    planes = permute(obs.view(obs.shape[0], -1, game.num_cells), cells).flatten(1)
+    return (planes, permute_moves(actions, moves), value, reward, permute(policy, moves), value_mask, policy_mask)
+
+
 # --------------------------------------------------------------------------- training
 def train(
     config: MuZeroConfig | None = None,
@@ -592,6 +611,8 @@ def train(
                 net.train()
                 for _ in range(cfg.updates_per_iteration):
                     batch = replay.sample(cfg.batch_size, cfg.unroll_steps, cfg.replay_size)
+                    if cfg.board_game and cfg.augment:
+                        batch = augment_unrolls(env.game, *batch)
                     loss, parts = muzero_loss(net, *batch, value_coef=cfg.value_coef)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()

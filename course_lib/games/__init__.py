@@ -14,13 +14,13 @@ Example:
 """
 from __future__ import annotations
 
-from .board import BoardGame, winning_lines
+from .board import BoardGame, permute, permute_moves, winning_lines
 from .connect4 import ConnectFour
 from .players import (AlphaBetaPlayer, OneStepLookaheadPlayer, PerfectPlayer, Player, RandomPlayer,
                       TicTacToeSolution, evaluate_players, play_match, solve_tictactoe)
 from .tictactoe import TicTacToe
 
-__all__ = ["BoardGame", "TicTacToe", "ConnectFour", "make_game", "GAMES", "winning_lines",
+__all__ = ["BoardGame", "TicTacToe", "ConnectFour", "make_game", "GAMES", "winning_lines", "permute", "permute_moves",
            "Player", "RandomPlayer", "OneStepLookaheadPlayer", "PerfectPlayer", "AlphaBetaPlayer",
            "TicTacToeSolution", "solve_tictactoe", "play_match", "evaluate_players"]
 

@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ["BoardGame", "winning_lines"]
+__all__ = ["BoardGame", "winning_lines", "permute", "permute_moves"]
 
 
 def winning_lines(rows: int, cols: int, k: int) -> torch.Tensor:
@@ -146,6 +146,42 @@ class BoardGame:
         A finished game (someone has won) still lists its empty cells; callers track ``done``.
         """
         return state[:, self._open_cells].eq(0)
+
+    # -------------------------------------------------------------------- symmetries
+    def symmetries(self, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The board's symmetries as permutations: ``(cells [G, num_cells], actions [G, A])`` long.
+
+        ``state[:, cells[g]]`` is the board turned by symmetry ``g`` and ``pi[:, actions[g]]``
+        the policy that turns with it; a move ``a`` on the old board is the move
+        ``actions[g].argsort()[a]`` on the turned one. Symmetry 0 is the identity. A square
+        board without gravity has the 8 rotations and reflections of the square (tic-tac-toe),
+        in the order rotation by ``k`` quarter turns, then that mirrored left–right; with
+        gravity only the left–right mirror keeps the rules (Connect Four: 2); other
+        rectangles have the 4 mirrors.
+        """
+        grid = torch.arange(self.num_cells, device=device).view(self.rows, self.cols)
+        if self.gravity:
+            cells = [grid, grid.flip(1)]
+        elif self.rows == self.cols:
+            cells = [t for k in range(4) for t in (torch.rot90(grid, k), torch.rot90(grid, k).flip(1))]
+        else:
+            cells = [grid, grid.flip(1), grid.flip(0), grid.flip(0).flip(1)]
+        cells = torch.stack([c.flatten() for c in cells])
+        if self.gravity:    # an action is a column: columns move as the top row does
+            actions = cells[:, :self.cols]
+        else:
+            actions = cells
+        return cells, actions.contiguous()
+
+    def random_symmetries(self, batch: int, generator: torch.Generator | None = None,
+                          device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One uniformly drawn symmetry per sample: ``(cells [batch, num_cells], actions [batch, A])``.
+
+        Use them with :func:`permute` (boards, observations, policies) and :func:`permute_moves`.
+        """
+        cells, actions = self.symmetries(device)
+        g = torch.randint(cells.shape[0], (batch,), generator=generator, device=device)
+        return cells[g], actions[g]
 
     def is_full(self, state: torch.Tensor) -> torch.Tensor:
         """``[B]`` bool: no empty cell is left (no legal move)."""
@@ -275,3 +311,23 @@ def _short(values: list, limit: int = 10) -> str:
     if len(values) <= limit:
         return str(values)
     return str(values[:limit])[:-1] + f", ... ({len(values)} in all)]"
+
+
+def permute(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[b, ..., index[b]]``: the last dimension of each sample reordered by its own permutation.
+
+    Args:
+      x: ``[B, ..., n]``, e.g. states ``[B, cells]``, observation planes ``[B, 2, cells]``
+        or policies over an unroll ``[B, K, A]``.
+      index: ``[B, n]`` long, e.g. a row of :meth:`BoardGame.random_symmetries`.
+    """
+    shape = (index.shape[0],) + (1,) * (x.dim() - 2) + (index.shape[1],)
+    return x.gather(-1, index.view(shape).expand_as(x))
+
+
+def permute_moves(moves: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """The moves ``[B]`` or ``[B, K]`` on the boards turned by ``actions [B, A]`` (see :meth:`BoardGame.symmetries`)."""
+    inverse = actions.argsort(dim=-1)
+    if moves.dim() == 1:
+        return inverse.gather(1, moves.unsqueeze(1)).squeeze(1)
+    return inverse.gather(1, moves)
