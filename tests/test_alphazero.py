@@ -12,6 +12,7 @@ import torch
 from course_lib.agents.alphazero import (AlphaZeroConfig, NetworkPlayer, PolicyValueNet, SearchPlayer,
                                          alphazero_loss, outcome_targets, symmetries, train)
 from course_lib.core import ConfigError
+from course_lib.core.checkpoint import load_checkpoint
 from course_lib.games import ConnectFour, TicTacToe
 
 TINY = dict(total_steps=512, num_games=64, num_simulations=8, batch_size=64, eval_games=3, eval_simulations=4,
@@ -73,7 +74,8 @@ def test_players_only_play_legal_moves():
     s = game.initial(4)
     for _ in range(6):       # fill column 3
         s, _, _ = game.step(s, torch.full((4,), 3))
-    for player in (NetworkPlayer(game, net), SearchPlayer(game, net, 16)):
+    players = (NetworkPlayer(game, net), SearchPlayer(game, net, 16), SearchPlayer(game, net, 5, selection="gumbel"))
+    for player in players:
         actions = player(s)
         assert game.legal(s).gather(1, actions.unsqueeze(1)).all()
 
@@ -93,6 +95,21 @@ def test_short_run_writes_results_and_resumes(tmp_path):
                  progress=False)
     assert more["total_steps"] == 1024 and more["resumes"] == 1
     assert more["updates"] > summary["updates"] and more["games"] > summary["games"]
+
+
+def test_gumbel_self_play_trains_on_the_improved_policy(tmp_path):
+    out = tmp_path / "gumbel"
+    summary = train(AlphaZeroConfig(**{**TINY, "num_simulations": 2}, selection="gumbel"), str(out), progress=False)
+    assert summary["total_steps"] == 512 and summary["games"] > 0
+    assert sum(summary["evaluation"]["perfect"]["search"]["as_first"].values()) == 3
+    state = load_checkpoint(out / "checkpoint.pt")
+    n = state["counters"]["replay_len"]
+    pis, boards = state["selfplay"]["replay_pis"][:n], state["selfplay"]["replay_states"][:n]
+    assert n > 0 and torch.allclose(pis.sum(1), torch.ones(n))
+    # Two simulations give visit policies of 0, 1/2 and 1 only; the improved policy spreads
+    # its mass over every legal move, by the prior and the completed Q, and none elsewhere.
+    assert ((pis > 0).sum(1) > 2).float().mean() > 0.9
+    assert (pis[boards != 0] == 0).all()
 
 
 def test_config_rejects_gym_envs():

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from course_lib.games import ConnectFour, TicTacToe
-from course_lib.search import (RecurrentOutput, RootOutput, backup_values, dirichlet_noise, init_tree,
-                               puct_scores, root_value, rules_recurrent_fn, rules_root, search, simulate,
-                               visit_policy)
+from course_lib.search import (RecurrentOutput, RootOutput, backup_values, considered_visits, dirichlet_noise,
+                               gumbel_noise, gumbel_policy, init_tree, puct_scores, root_value, rules_recurrent_fn,
+                               rules_root, search, simulate, visit_policy)
 from course_lib.search.mcts import LEGAL, VISITS
 
 
@@ -223,3 +223,107 @@ def test_search_speed_command(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "course_lib", "search-speed", "--evaluators", "magic"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "accepted: trivial, mlp, resnet" in bad.stderr
+
+
+# ------------------------------------------------------------------------ Gumbel search
+def test_considered_visits_schedule_is_sequential_halving():
+    assert considered_visits(4, 10) == (0, 0, 0, 0, 1, 1, 2, 2, 3, 3)
+    assert considered_visits(1, 5) == (0, 1, 2, 3, 4) and considered_visits(0, 3) == (0, 1, 2)
+    for m in range(2, 17):
+        for n in (1, 2, 7, 16, 32, 50, 200):
+            schedule = considered_visits(m, n)
+            assert len(schedule) == n and list(schedule) == sorted(schedule)
+            # Replaying it with the moves ranked 0 (best) .. m-1: each simulation finds a move
+            # with the visit count it asks for, and the best move ends with the most visits.
+            visits = [0] * m
+            for wanted in schedule:
+                move = next(i for i in range(m) if visits[i] == wanted)
+                visits[move] += 1
+            assert visits[0] == max(visits) and sum(visits) == n
+
+
+def test_gumbel_batched_search_equals_one_tree_at_a_time():
+    game = TicTacToe()
+    gen = torch.Generator().manual_seed(4)
+    B = 5
+    states = game.initial(B)
+    for _ in range(2):
+        legal = game.legal(states).float()
+        states, _, _ = game.step(states, torch.multinomial(legal, 1, generator=gen).squeeze(1))
+    evaluate = hashed(game)
+    root, legal = rules_root(game, evaluate, states)
+    g = gumbel_noise((B, game.num_actions), generator=gen)
+    batched = search(root, rules_recurrent_fn(game, evaluate), 24, root_legal=legal, selection="gumbel", gumbel=g,
+                     max_considered=4)
+    action, policy = gumbel_policy(batched)
+    for b in range(B):
+        r1, l1 = rules_root(game, evaluate, states[b:b + 1])
+        one = search(r1, rules_recurrent_fn(game, evaluate), 24, root_legal=l1, selection="gumbel", gumbel=g[b:b + 1],
+                     max_considered=4)
+        assert torch.equal(one.children_stats[0, :-1], batched.children_stats[b, :-1])
+        assert torch.equal(one.children_index[0, :-1], batched.children_index[b, :-1])
+        a1, p1 = gumbel_policy(one)
+        assert a1.item() == action[b].item() and torch.equal(p1[0], policy[b])
+    # Four moves considered: exactly four root moves were visited, the chosen one the most.
+    root_visits = batched.children_stats[:, 0, :, VISITS]
+    assert ((root_visits > 0).sum(1) == 4).all()
+    assert torch.equal(root_visits.gather(1, action.unsqueeze(1)).squeeze(1), root_visits.max(1).values)
+    assert torch.allclose(policy.sum(1), torch.ones(B)) and (policy[~legal] == 0).all()
+
+
+def test_gumbel_search_plays_minimax_optimal_moves_in_tictactoe():
+    from course_lib.games import PerfectPlayer
+    game = TicTacToe()
+    perfect = PerfectPlayer(game)
+    states = _positions_with_a_best_move(game, perfect, 40, seed=0)
+    root, legal = rules_root(game, uniform(game), states)
+    tree = search(root, rules_recurrent_fn(game, uniform(game)), 3000, root_legal=legal, selection="gumbel")
+    chosen, policy = gumbel_policy(tree)
+    values = perfect.action_values(states)
+    best = values.max(1).values
+    picked = values.gather(1, chosen.unsqueeze(1)).squeeze(1)
+    assert torch.equal(picked, best), f"{int((picked < best).sum())} of {len(states)} positions played sub-optimally"
+    # The improved policy puts most of its mass on optimal moves.
+    assert (policy * (values == best.unsqueeze(1))).sum(1).min() > 0.5
+
+
+def test_gumbel_improves_the_policy_with_few_simulations():
+    """Two simulations see that cell 2 wins; the improved policy moves onto it, the visit counts cannot."""
+    game = TicTacToe()
+    s = game.initial(1)
+    for a in (0, 3, 1, 4):          # X (to move) wins with cell 2; the prior prefers cell 8
+        s, _, _ = game.step(s, torch.tensor([a]))
+    logits = torch.zeros(1, 9)
+    logits[0, 8] = 2.0
+
+    def evaluate(states):
+        return logits.expand(states.shape[0], 9), torch.zeros(states.shape[0])
+    root, legal = rules_root(game, evaluate, s)
+    g = torch.zeros(1, 9)
+    g[0, 2] = 5.0                   # the noise puts cell 2 among the two considered moves
+    tree = search(root, rules_recurrent_fn(game, evaluate), 2, root_legal=legal, selection="gumbel", gumbel=g,
+                  max_considered=2)
+    action, policy = gumbel_policy(tree)
+    assert action.item() == 2
+    prior = torch.softmax(logits.masked_fill(~legal, -math.inf), -1)
+    assert policy[0, 2] > 0.9 > prior[0, 2]
+    assert visit_policy(tree, 1.0)[0, 2] == pytest.approx(0.5)     # one visit each: no preference
+
+
+def test_gumbel_search_never_visits_illegal_moves_and_checks_its_options():
+    game = ConnectFour()
+    s = game.initial(4)
+    for _ in range(6):
+        s, _, _ = game.step(s, torch.full((4,), 3))
+    root, legal = rules_root(game, uniform(game), s)
+    tree = search(root, rules_recurrent_fn(game, uniform(game)), 60, root_legal=legal, selection="gumbel",
+                  gumbel=gumbel_noise((4, 7), generator=torch.Generator().manual_seed(0)))
+    stats = tree.children_stats[:, :-1]
+    assert (stats[..., VISITS][stats[..., LEGAL] == 0] == 0).all()
+    action, policy = gumbel_policy(tree)
+    assert not (action == 3).any() and (policy[:, 3] == 0).all()
+    with pytest.raises(ValueError, match="selection"):
+        search(root, rules_recurrent_fn(game, uniform(game)), 4, root_legal=legal, selection="gumble")
+    with pytest.raises(ValueError, match="max_considered"):
+        search(root, rules_recurrent_fn(game, uniform(game)), 4, root_legal=legal, selection="gumbel",
+               max_considered=0)

@@ -17,6 +17,13 @@ One residual network gives both the policy prior ``p`` and the value ``v``
 games: Dirichlet noise on the root prior in self-play, τ = 1 for the first moves and
 then the most visited move, the board's symmetries as free extra data, and a replay
 window so the network is not trained only on the latest games.
+
+``selection="gumbel"`` trains Gumbel AlphaZero instead (Danihelka et al., 2022): the root
+moves are drawn with Gumbel noise and narrowed by sequential halving, the move played is
+the survivor, and the policy target is the improved policy
+:func:`~course_lib.search.gumbel_policy` (prior and completed Q) rather than visit counts,
+which still improves the policy with two simulations per move, where PUCT's visit counts
+only echo the prior.
 """
 from __future__ import annotations
 
@@ -36,8 +43,8 @@ from ..core.run import to_cpu
 from ..games import BoardGame, make_game
 from ..games.players import (AlphaBetaPlayer, OneStepLookaheadPlayer, PerfectPlayer, RandomPlayer,
                              evaluate_players)
-from ..search import (dirichlet_noise, rules_recurrent_fn, rules_root, rules_search, sample_action, search,
-                      visit_policy)
+from ..search import (dirichlet_noise, gumbel_noise, gumbel_policy, rules_recurrent_fn, rules_root, rules_search,
+                      sample_action, search, visit_policy)
 from .base import RunConfig
 
 __all__ = ["AlphaZeroConfig", "PolicyValueNet", "alphazero_loss", "outcome_targets", "SearchPlayer", "NetworkPlayer",
@@ -60,6 +67,11 @@ class AlphaZeroConfig(RunConfig):
     dirichlet_alpha: float = option(1.0, "Dirichlet α of the root noise in self-play", low=0.0, low_open=True)
     noise_fraction: float = option(0.25, "weight ε of the root noise", low=0.0, high=1.0)
     c_puct: float = option(1.25, "PUCT exploration constant c1", low=0.0, low_open=True)
+    selection: str = option("puct", "search: puct (AlphaZero) or gumbel (Gumbel AlphaZero: Gumbel noise and "
+                                    "sequential halving at the root, the improved policy as target; "
+                                    "dirichlet_alpha, noise_fraction, temperature_moves and c_puct unused)",
+                            choices=("puct", "gumbel"))
+    max_considered: int = option(16, "gumbel: root moves sequential halving starts from", low=1)
     channels: int = option(32, "channels of the residual tower", low=1)
     blocks: int = option(2, "residual blocks", low=0)
     replay_size: int = option(50_000, "positions kept for training (a window of the latest games)", low=1)
@@ -212,17 +224,23 @@ class NetworkPlayer:
 
 
 class SearchPlayer:
-    """Plays the most visited move of an MCTS guided by the network (no noise)."""
+    """Plays the move of an MCTS guided by the network, without noise: the most visited one
+    (``selection="puct"``), or the survivor of sequential halving (``"gumbel"``)."""
 
-    def __init__(self, game: BoardGame, net: PolicyValueNet, num_simulations: int, c_puct: float = 1.25):
+    def __init__(self, game: BoardGame, net: PolicyValueNet, num_simulations: int, c_puct: float = 1.25,
+                 selection: str = "puct", max_considered: int = 16):
         self.game, self.net, self.num_simulations, self.c_puct = game, net, num_simulations, c_puct
+        self.selection, self.max_considered = selection, max_considered
 
     def evaluate(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.net(self.game.observation(states))
 
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
-        tree = rules_search(self.game, self.evaluate, states, self.num_simulations, c1=self.c_puct)
+        tree = rules_search(self.game, self.evaluate, states, self.num_simulations, c1=self.c_puct,
+                            selection=self.selection, max_considered=self.max_considered)
+        if self.selection == "gumbel":
+            return gumbel_policy(tree)[0]
         return visit_policy(tree, temperature=0).argmax(-1)
 
 
@@ -352,13 +370,20 @@ def train(
             t0 = time.perf_counter()
             with torch.no_grad():
                 root, legal = rules_root(game, evaluate, states)
-                noise = dirichlet_noise(legal, cfg.dirichlet_alpha)
-                tree = search(root, recurrent, cfg.num_simulations, root_legal=legal, root_noise=noise,
-                              noise_fraction=cfg.noise_fraction, c1=cfg.c_puct)
-                pi = visit_policy(tree, temperature=1.0)
-                greedy = visit_policy(tree, temperature=0)
-                explore = (moves < cfg.temperature_moves).unsqueeze(1)
-                action = sample_action(torch.where(explore, pi, greedy))
+                if cfg.selection == "gumbel":
+                    # Gumbel AlphaZero: the noise picks the root moves to consider, sequential
+                    # halving the move to play, and the target is the improved policy.
+                    tree = search(root, recurrent, cfg.num_simulations, root_legal=legal, selection="gumbel",
+                                  gumbel=gumbel_noise((G, A), device=device), max_considered=cfg.max_considered)
+                    action, pi = gumbel_policy(tree)
+                else:
+                    noise = dirichlet_noise(legal, cfg.dirichlet_alpha)
+                    tree = search(root, recurrent, cfg.num_simulations, root_legal=legal, root_noise=noise,
+                                  noise_fraction=cfg.noise_fraction, c1=cfg.c_puct)
+                    pi = visit_policy(tree, temperature=1.0)
+                    greedy = visit_policy(tree, temperature=0)
+                    explore = (moves < cfg.temperature_moves).unsqueeze(1)
+                    action = sample_action(torch.where(explore, pi, greedy))
                 pending_states[torch.arange(G, device=device), moves] = states
                 pending_pis[torch.arange(G, device=device), moves] = pi
                 states, reward, done = game.step(states, action)
@@ -412,7 +437,8 @@ def train(
         # 3. Evaluate against the reference players, network alone and with search.
         t_eval = time.perf_counter()
         evaluation = evaluate_agent(game, net, cfg.eval_simulations or cfg.num_simulations, cfg.eval_games,
-                                    seed=cfg.seed, c_puct=cfg.c_puct)
+                                    seed=cfg.seed, c_puct=cfg.c_puct, selection=cfg.selection,
+                                    max_considered=cfg.max_considered)
         counters["time_evaluating"] += time.perf_counter() - t_eval
         run.save(checkpoint_state())
         return run.finish({
@@ -457,11 +483,13 @@ def load_network(path: str | Path, device: str | torch.device = "cpu") -> tuple[
 
 
 def evaluate_agent(game: BoardGame, net: PolicyValueNet, num_simulations: int, games_per_side: int,
-                   seed: int = 0, c_puct: float = 1.25) -> dict[str, Any]:
+                   seed: int = 0, c_puct: float = 1.25, selection: str = "puct",
+                   max_considered: int = 16) -> dict[str, Any]:
     """Wins/draws/losses of the network alone and with search against every reference player, from both sides."""
     net.eval()
     device = next(net.parameters()).device     # games are played where the network is
-    agents = {"net": NetworkPlayer(game, net), "search": SearchPlayer(game, net, num_simulations, c_puct)}
+    agents = {"net": NetworkPlayer(game, net),
+              "search": SearchPlayer(game, net, num_simulations, c_puct, selection, max_considered)}
     out: dict[str, Any] = {"search_simulations": num_simulations}
     for opp_name, opponent in reference_players(game, seed).items():
         out[opp_name] = {name: evaluate_players(game, agent, opponent, games_per_side, seed=seed, device=device)

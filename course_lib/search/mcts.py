@@ -26,6 +26,13 @@ Conventions (for one tree; every array has a leading batch dimension ``B``):
 * Terminal nodes (a game won or drawn) have value 0 and are never expanded; a
   simulation that reaches one backs up its edge's reward again.
 
+Two ways to choose the edges: AlphaZero/MuZero's PUCT rule (:func:`puct_scores`, the
+default) and Gumbel MuZero's (Danihelka et al., 2022; ``selection="gumbel"``), which
+samples the root's candidate moves without replacement with the Gumbel-top-k trick,
+narrows them by sequential halving, and picks inner edges deterministically from an
+improved policy (:func:`gumbel_policy`). Gumbel search improves the policy even with a
+handful of simulations, where PUCT's visit counts say little.
+
 The step function (``recurrent_fn``) decides what the tree searches over: the true rules
 of a game (AlphaZero; see :func:`rules_recurrent_fn`) or a learned model (MuZero: the
 dynamics network returns the next latent state and reward, the prediction network the
@@ -33,6 +40,7 @@ prior and value).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 from typing import Callable, NamedTuple
@@ -41,7 +49,7 @@ import torch
 
 __all__ = ["RootOutput", "RecurrentOutput", "Tree", "init_tree", "simulate", "search", "puct_scores", "backup_values",
            "visit_policy", "sample_action", "dirichlet_noise", "root_value", "rules_root", "rules_recurrent_fn",
-           "rules_search"]
+           "rules_search", "gumbel_noise", "considered_visits", "completed_q", "gumbel_policy"]
 
 # Columns of Tree.children_stats [B, S + 1, A, 4].
 PRIOR, VISITS, QVALUE, LEGAL = range(4)
@@ -91,7 +99,9 @@ class Tree:
     ``children_stats [..., 4]`` = (prior P(s, a), visits N(s, a), Q(s, a), legal as 0/1).
     Per tree ``[B]``: ``min_q``/``max_q``, the range of Q seen so far (for min–max
     normalisation), and ``last_path`` ``[B, D]``, the nodes of the latest simulation
-    (root first, padded with ``S``) for the tree explorer.
+    (root first, padded with ``S``) for the tree explorer. Gumbel search only:
+    ``gumbel [B, A]``, the root's Gumbel noise, and ``max_considered``, how many root moves
+    sequential halving starts from (0: PUCT search).
     """
     node_visits: torch.Tensor
     value_sum: torch.Tensor
@@ -108,7 +118,9 @@ class Tree:
     min_q: torch.Tensor
     max_q: torch.Tensor
     last_path: torch.Tensor
+    gumbel: torch.Tensor
     num_simulations: int = 0
+    max_considered: int = 0
 
     @property
     def batch_size(self) -> int:
@@ -129,8 +141,8 @@ class Tree:
 
     def index(self, b: int) -> "Tree":
         """Tree ``b`` alone, as a batch of one (views, for inspecting one search)."""
-        return Tree(**{f.name: (getattr(self, f.name)[b:b + 1] if f.name != "num_simulations"
-                                 else self.num_simulations) for f in fields(self)})
+        return Tree(**{f.name: (value[b:b + 1] if isinstance(value, torch.Tensor) else value)
+                       for f in fields(self) for value in [getattr(self, f.name)]})
 
 
 # --------------------------------------------------------------------------- selection
@@ -214,13 +226,16 @@ def backup_values(leaf_value: torch.Tensor, rewards: torch.Tensor, discounts: to
 
 # -------------------------------------------------------------------------------- search
 def init_tree(root: RootOutput, num_simulations: int, root_legal: torch.Tensor | None = None,
-              root_noise: torch.Tensor | None = None, noise_fraction: float = 0.25) -> Tree:
+              root_noise: torch.Tensor | None = None, noise_fraction: float = 0.25,
+              gumbel: torch.Tensor | None = None, max_considered: int = 0) -> Tree:
     r"""B trees holding only their roots (visited once, with the network's value).
 
     The root's prior is :math:`\mathrm{softmax}` of ``prior_logits`` over the legal actions;
     with ``root_noise`` :math:`\eta` (e.g. :func:`dirichlet_noise`) it becomes
     :math:`(1-\varepsilon)\,P + \varepsilon\,\eta` with :math:`\varepsilon` = ``noise_fraction``
     (AlphaZero's exploration in self-play: every legal move keeps some chance to be tried).
+    ``max_considered > 0`` makes the trees Gumbel searches (see :func:`search`), with root
+    noise ``gumbel [B, A]`` (None: zeros, a deterministic search).
     """
     logits, value, embedding = root
     if logits.dim() != 2 or value.shape != logits.shape[:1] or embedding.shape[0] != logits.shape[0]:
@@ -228,7 +243,11 @@ def init_tree(root: RootOutput, num_simulations: int, root_legal: torch.Tensor |
                          f"{tuple(logits.shape)}, {tuple(value.shape)}, {tuple(embedding.shape)}")
     if num_simulations < 1:
         raise ValueError(f"num_simulations must be >= 1; got {num_simulations}")
+    if max_considered < 0:
+        raise ValueError(f"max_considered must be >= 0 (0: PUCT search); got {max_considered}")
     batch, actions = logits.shape
+    if gumbel is not None and gumbel.shape != logits.shape:
+        raise ValueError(f"gumbel must be [B, A] = {tuple(logits.shape)}; got {tuple(gumbel.shape)}")
     device, dtype = logits.device, torch.float32
     legal = (torch.ones_like(logits, dtype=torch.bool) if root_legal is None else root_legal.to(torch.bool))
     if legal.shape != logits.shape:
@@ -251,6 +270,8 @@ def init_tree(root: RootOutput, num_simulations: int, root_legal: torch.Tensor |
         min_q=torch.full((batch,), math.inf, device=device, dtype=dtype),
         max_q=torch.full((batch,), -math.inf, device=device, dtype=dtype),
         last_path=torch.zeros(batch, 1, device=device, dtype=torch.long),
+        gumbel=(torch.zeros(batch, actions, device=device, dtype=dtype) if gumbel is None else gumbel.to(dtype)),
+        max_considered=max_considered,
     )
     prior = torch.softmax(logits.float().masked_fill(~legal, -math.inf), dim=-1)
     if root_noise is not None:
@@ -267,11 +288,14 @@ def init_tree(root: RootOutput, num_simulations: int, root_legal: torch.Tensor |
 
 
 def simulate(tree: Tree, recurrent_fn: RecurrentFn, *, c1: float = 1.25, c2: float = 19652.0,
-             qtransform: str = "none", unvisited_q: float = 0.0) -> Tree:
+             qtransform: str = "none", unvisited_q: float = 0.0, c_visit: float = 50.0,
+             c_scale: float = 0.1) -> Tree:
     """One simulation in each of the B trees (in place): select a path, expand its leaf, back up.
 
     1. **Select.** From the root, follow :func:`puct_scores`' best edge while it leads to an
-       expanded, non-terminal node: one batched step per depth for all trees.
+       expanded, non-terminal node: one batched step per depth for all trees. (A Gumbel
+       tree, ``tree.max_considered > 0``, picks the root's edge by sequential halving and
+       inner edges by :func:`_gumbel_inner_action` instead.)
     2. **Expand.** Each tree whose path ended on an unexpanded edge ``(s, a)`` gets a new node
        from ``recurrent_fn(embedding(s), a)``: its reward, discount, prior, value and state.
        A path that ended on a terminal node expands nothing; its leaf value is 0.
@@ -292,11 +316,16 @@ def simulate(tree: Tree, recurrent_fn: RecurrentFn, *, c1: float = 1.25, c2: flo
     parent = torch.zeros_like(node)
     action = torch.zeros_like(node)
     path = [node]
-    for _ in range(new):
+    for depth in range(new):
         stats = tree.children_stats[b, node]                                   # [B, A, 4]
-        q = _normalised_q(stats, tree.min_q, tree.max_q, qtransform, unvisited_q)
-        a = puct_scores(stats[..., PRIOR], stats[..., VISITS], q, stats[..., LEGAL], tree.node_visits[b, node],
-                        c1, c2).argmax(dim=-1)
+        if tree.max_considered and depth == 0:
+            a = _gumbel_root_action(tree, c_visit, c_scale)
+        elif tree.max_considered:
+            a = _gumbel_inner_action(stats, tree.raw_value[b, node], c_visit, c_scale)
+        else:
+            q = _normalised_q(stats, tree.min_q, tree.max_q, qtransform, unvisited_q)
+            a = puct_scores(stats[..., PRIOR], stats[..., VISITS], q, stats[..., LEGAL], tree.node_visits[b, node],
+                            c1, c2).argmax(dim=-1)
         child = tree.children_index[b, node, a]
         stop_here = active & (child < 0)                                        # unexpanded edge: expand it
         moved = active & (child >= 0)
@@ -353,8 +382,9 @@ def simulate(tree: Tree, recurrent_fn: RecurrentFn, *, c1: float = 1.25, c2: flo
 def search(root: RootOutput, recurrent_fn: RecurrentFn, num_simulations: int, *,
            root_legal: torch.Tensor | None = None, root_noise: torch.Tensor | None = None,
            noise_fraction: float = 0.25, c1: float = 1.25, c2: float = 19652.0, qtransform: str = "none",
-           unvisited_q: float = 0.0) -> Tree:
-    """Search B trees with ``num_simulations`` simulations each; returns the trees.
+           unvisited_q: float = 0.0, selection: str = "puct", gumbel: torch.Tensor | None = None,
+           max_considered: int = 16, c_visit: float = 50.0, c_scale: float = 0.1) -> Tree:
+    r"""Search B trees with ``num_simulations`` simulations each; returns the trees.
 
     Args:
       root: network output at the roots (:class:`RootOutput`).
@@ -370,16 +400,163 @@ def search(root: RootOutput, recurrent_fn: RecurrentFn, num_simulations: int, *,
         far (MuZero, for rewards of any scale).
       unvisited_q: Q an unvisited edge is scored with (after the transform). 0 is neutral
         for board games; pessimistic values make the search deepen before it widens.
+      selection: ``"puct"`` (AlphaZero, MuZero) or ``"gumbel"`` (Gumbel MuZero; ``c1``,
+        ``c2``, ``qtransform`` and ``unvisited_q`` are then unused: Q is completed and
+        rescaled per node by :func:`completed_q`).
+      gumbel: ``[B, A]`` Gumbel noise of the root (:func:`gumbel_noise`) for a Gumbel search;
+        None: zeros (no exploration: evaluation).
+      max_considered: root moves a Gumbel search starts sequential halving from, ``m``.
+      c_visit, c_scale: the monotone transform :math:`\sigma` of :func:`completed_q`.
 
     Returns:
-      The :class:`Tree`; :func:`visit_policy` and :func:`root_value` read the result.
+      The :class:`Tree`; :func:`visit_policy` and :func:`root_value` read the result, and
+      :func:`gumbel_policy` the move and policy target of a Gumbel search.
     """
     if qtransform not in ("none", "minmax"):
         raise ValueError(f"qtransform must be 'none' or 'minmax'; got {qtransform!r}")
-    tree = init_tree(root, num_simulations, root_legal, root_noise, noise_fraction)
+    if selection not in ("puct", "gumbel"):
+        raise ValueError(f"selection must be 'puct' or 'gumbel'; got {selection!r}")
+    if selection == "gumbel" and max_considered < 1:
+        raise ValueError(f"a Gumbel search needs max_considered >= 1; got {max_considered}")
+    tree = init_tree(root, num_simulations, root_legal, root_noise, noise_fraction,
+                     gumbel=gumbel if selection == "gumbel" else None,
+                     max_considered=max_considered if selection == "gumbel" else 0)
     for _ in range(num_simulations):
-        simulate(tree, recurrent_fn, c1=c1, c2=c2, qtransform=qtransform, unvisited_q=unvisited_q)
+        simulate(tree, recurrent_fn, c1=c1, c2=c2, qtransform=qtransform, unvisited_q=unvisited_q,
+                 c_visit=c_visit, c_scale=c_scale)
     return tree
+
+
+# ------------------------------------------------------------------------ Gumbel search
+def gumbel_noise(shape: tuple[int, ...], generator: torch.Generator | None = None,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    r"""Standard Gumbel samples :math:`g = -\log(-\log U)`, :math:`U \sim \mathcal U(0, 1)`.
+
+    :math:`\arg\max_a (g_a + \text{logits}_a)` is a sample of :math:`\mathrm{softmax}(\text{logits})`,
+    and the top :math:`m` of :math:`g + \text{logits}` are :math:`m` samples without replacement
+    (the Gumbel-top-k trick), which is how a Gumbel search picks the root moves it considers.
+    """
+    u = torch.rand(shape, generator=generator, device=device).clamp_(min=1e-20)
+    return -torch.log(-torch.log(u))
+
+
+@functools.lru_cache(maxsize=256)
+def considered_visits(max_considered: int, num_simulations: int) -> tuple[int, ...]:
+    r"""Sequential halving's schedule: the visit count the root move of simulation ``k`` must have.
+
+    ``n`` simulations are spent on ``m`` root moves in :math:`\lceil \log_2 m \rceil` phases.
+    Each phase gives each of the :math:`m'` moves still in the race
+    :math:`\max\big(1, \lfloor n / (m' \lceil \log_2 m \rceil) \rfloor\big)` more visits, one
+    round at a time, then halves :math:`m'` (to no fewer than 2). Simulation ``k`` plays the
+    best-scoring root move whose visit count is exactly ``schedule[k]``, so the moves that stop
+    receiving visits are the ones the halving dropped. With one move (``m <= 1``) it gets
+    every simulation.
+
+    Example: ``considered_visits(4, 10) == (0, 0, 0, 0, 1, 1, 2, 2, 3, 3)``: four moves one
+    visit each, then the better two three more visits each (the last round cut short).
+    """
+    if max_considered <= 1:
+        return tuple(range(num_simulations))
+    phases = math.ceil(math.log2(max_considered))
+    schedule: list[int] = []
+    count, remaining = 0, max_considered
+    while len(schedule) < num_simulations:
+        for _ in range(max(1, num_simulations // (phases * remaining))):
+            schedule.extend([count] * remaining)
+            count += 1
+        remaining = max(2, remaining // 2)
+    return tuple(schedule[:num_simulations])
+
+
+def completed_q(stats: torch.Tensor, raw_value: torch.Tensor, c_visit: float = 50.0,
+                c_scale: float = 0.1) -> torch.Tensor:
+    r""":math:`\sigma(\hat q)` of every edge of B nodes: Gumbel MuZero's completed, rescaled action values.
+
+    Unvisited edges get the *mixed value*, the network's value :math:`\hat v` of the node
+    blended with the prior-weighted Q of the visited edges,
+
+    .. math::
+        v_{\text{mix}} = \frac{1}{1 + \sum_b N(b)}\Big(\hat v + \sum_b N(b)\,
+        \frac{\sum_{b: N(b) > 0} \pi(b)\, q(b)}{\sum_{b: N(b) > 0} \pi(b)}\Big),
+
+    the completed values are rescaled to [0, 1] by their min and max over the legal edges,
+    and the monotone transform :math:`\sigma(\hat q) = (c_{\text{visit}} + \max_b N(b))\,
+    c_{\text{scale}}\, \hat q` lets Q outweigh the prior more as the visits grow.
+
+    Args:
+      stats: ``[B, A, 4]`` the nodes' ``children_stats`` (prior, visits, Q, legal).
+      raw_value: ``[B]`` :math:`\hat v`, the network's value of each node.
+
+    Returns:
+      ``[B, A]`` :math:`\sigma(\hat q)` (0 on illegal edges).
+    """
+    prior, visits, q, legal = stats[..., PRIOR], stats[..., VISITS], stats[..., QVALUE], stats[..., LEGAL] > 0
+    visited = visits > 0
+    total = visits.sum(-1)
+    visited_prior = (prior * visited).sum(-1)
+    mean_q = (prior * q * visited).sum(-1) / visited_prior.clamp(min=1e-12)
+    v_mix = (raw_value + total * mean_q) / (1 + total)
+    completed = torch.where(visited, q, v_mix.unsqueeze(-1))
+    low = completed.masked_fill(~legal, math.inf).amin(-1, keepdim=True)
+    high = completed.masked_fill(~legal, -math.inf).amax(-1, keepdim=True)
+    rescaled = ((completed - low) / (high - low).clamp(min=1e-8)).masked_fill(~legal, 0.0)
+    return (c_visit + visits.amax(-1, keepdim=True)) * c_scale * rescaled
+
+
+def _log_prior(stats: torch.Tensor) -> torch.Tensor:
+    """``[B, A]`` log P, floored at -1e9 on legal edges (a vanishing prior stays comparable), -inf elsewhere."""
+    logits = stats[..., PRIOR].clamp(min=1e-30).log().clamp(min=-1e9)
+    return logits.masked_fill(stats[..., LEGAL] <= 0, -math.inf)
+
+
+def _considered_argmax(tree: Tree, visit_target: torch.Tensor, c_visit: float, c_scale: float) -> torch.Tensor:
+    r"""The root move maximising :math:`g + \log P + \sigma(\hat q)` among the legal ones with ``visit_target`` visits."""
+    stats = tree.children_stats[:, 0]
+    score = tree.gumbel + _log_prior(stats) + completed_q(stats, tree.raw_value[:, 0], c_visit, c_scale)
+    legal = stats[..., LEGAL] > 0
+    candidate = legal & (stats[..., VISITS] == visit_target.unsqueeze(-1))
+    candidate = torch.where(candidate.any(-1, keepdim=True), candidate, legal)     # (the schedule always has one)
+    return score.masked_fill(~candidate, -math.inf).argmax(-1)
+
+
+def _gumbel_root_action(tree: Tree, c_visit: float, c_scale: float) -> torch.Tensor:
+    """``[B]`` the root move of the next simulation of B Gumbel trees (sequential halving)."""
+    legal = tree.children_stats[:, 0, :, LEGAL] > 0
+    considered = legal.sum(-1).clamp(max=tree.max_considered)                      # m per tree
+    planned, done = tree.scratch - 1, tree.num_simulations
+    column = torch.tensor([considered_visits(m, planned)[done] for m in range(tree.max_considered + 1)],
+                          device=legal.device, dtype=tree.children_stats.dtype)
+    return _considered_argmax(tree, column[considered], c_visit, c_scale)
+
+
+def _gumbel_inner_action(stats: torch.Tensor, raw_value: torch.Tensor, c_visit: float, c_scale: float) -> torch.Tensor:
+    r"""``[B]`` Gumbel MuZero's deterministic choice below the root.
+
+    .. math::  a^* = \arg\max_a \Big(\pi'(a) - \frac{N(a)}{1 + \sum_b N(b)}\Big),
+               \qquad \pi' = \mathrm{softmax}\big(\log P + \sigma(\hat q)\big)
+
+    visits each edge in proportion to the improved policy :math:`\pi'`.
+    """
+    legal = stats[..., LEGAL] > 0
+    visits = stats[..., VISITS]
+    improved = torch.softmax(_log_prior(stats) + completed_q(stats, raw_value, c_visit, c_scale), dim=-1)
+    score = improved - visits / (1 + visits.sum(-1, keepdim=True))
+    return score.masked_fill(~legal, -math.inf).argmax(-1)
+
+
+def gumbel_policy(tree: Tree, c_visit: float = 50.0, c_scale: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The move and the policy target of B Gumbel searches: ``(action [B], policy [B, A])``.
+
+    The move is the most visited of the considered ones with the highest
+    :math:`g + \log P + \sigma(\hat q)` (the survivor of sequential halving); the policy
+    target is the improved policy :math:`\pi' = \mathrm{softmax}(\log P + \sigma(\hat q))`
+    over the legal moves, which uses the Q of every visited move rather than visit counts.
+    """
+    stats = tree.children_stats[:, 0]
+    visits = stats[..., VISITS].masked_fill(stats[..., LEGAL] <= 0, -1.0)
+    action = _considered_argmax(tree, visits.amax(-1), c_visit, c_scale)
+    policy = torch.softmax(_log_prior(stats) + completed_q(stats, tree.raw_value[:, 0], c_visit, c_scale), dim=-1)
+    return action, policy
 
 
 # ------------------------------------------------------------------------- read-outs
