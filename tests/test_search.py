@@ -97,7 +97,8 @@ def test_winning_move_has_q_one_and_the_root_value_follows():
     assert root_value(tree).item() > 0.8
 
 
-def test_illegal_moves_are_never_visited_and_terminal_nodes_never_expanded():
+@pytest.mark.parametrize("selection", ["puct", "gumbel"])
+def test_illegal_moves_are_never_visited_and_terminal_nodes_never_expanded(selection):
     game = ConnectFour()
     s = game.initial(8)
     # Fill column 3 in all games, so it is illegal at the roots.
@@ -105,7 +106,11 @@ def test_illegal_moves_are_never_visited_and_terminal_nodes_never_expanded():
         s, _, _ = game.step(s, torch.full((8,), 3))
     root, legal = rules_root(game, uniform(game), s)
     assert not legal[:, 3].any()
-    tree = search(root, rules_recurrent_fn(game, uniform(game)), 150, root_legal=legal)
+    tree = search(root, rules_recurrent_fn(game, uniform(game)), 150, root_legal=legal, selection=selection,
+                  gumbel=gumbel_noise((8, 7), generator=torch.Generator().manual_seed(0)))
+    if selection == "gumbel":
+        action, policy = gumbel_policy(tree)
+        assert not (action == 3).any() and (policy[:, 3] == 0).all()
     stats = tree.children_stats[:, :-1]
     assert (stats[..., VISITS][stats[..., LEGAL] == 0] == 0).all()
     terminal = tree.terminal[:, :-1]
@@ -310,18 +315,9 @@ def test_gumbel_improves_the_policy_with_few_simulations():
     assert visit_policy(tree, 1.0)[0, 2] == pytest.approx(0.5)     # one visit each: no preference
 
 
-def test_gumbel_search_never_visits_illegal_moves_and_checks_its_options():
+def test_search_checks_its_options():
     game = ConnectFour()
-    s = game.initial(4)
-    for _ in range(6):
-        s, _, _ = game.step(s, torch.full((4,), 3))
-    root, legal = rules_root(game, uniform(game), s)
-    tree = search(root, rules_recurrent_fn(game, uniform(game)), 60, root_legal=legal, selection="gumbel",
-                  gumbel=gumbel_noise((4, 7), generator=torch.Generator().manual_seed(0)))
-    stats = tree.children_stats[:, :-1]
-    assert (stats[..., VISITS][stats[..., LEGAL] == 0] == 0).all()
-    action, policy = gumbel_policy(tree)
-    assert not (action == 3).any() and (policy[:, 3] == 0).all()
+    root, legal = rules_root(game, uniform(game), game.initial(2))
     with pytest.raises(ValueError, match="selection"):
         search(root, rules_recurrent_fn(game, uniform(game)), 4, root_legal=legal, selection="gumble")
     with pytest.raises(ValueError, match="max_considered"):
