@@ -11,6 +11,7 @@ from course_lib.agents.muzero import (GameReplay, MuZeroConfig, MuZeroNet, augme
                                       muzero_loss, n_step_value_targets, scale_value, to_support, train,
                                       unscale_value)
 from course_lib.core import ConfigError
+from course_lib.core.checkpoint import load_checkpoint
 from course_lib.games import TicTacToe
 
 
@@ -182,14 +183,22 @@ def test_short_cartpole_run_and_resume(tmp_path):
     assert more["total_steps"] == 960 and more["updates"] > summary["updates"] and more["resumes"] == 1
 
 
-def test_short_tictactoe_run(tmp_path):
+@pytest.mark.parametrize("selection", ["puct", "gumbel"])
+def test_short_tictactoe_run(tmp_path, selection):
     summary = train(MuZeroConfig.from_dict({"total_steps": 512, "num_envs": 32, "num_simulations": 8,
                                             "learning_starts": 64, "batch_size": 32, "eval_episodes": 2,
-                                            "device": "cpu"}, preset="tictactoe"), None, progress=False)
+                                            "selection": selection, "device": "cpu"}, preset="tictactoe"),
+                    str(tmp_path / "run"), progress=False)
     assert summary["games"] > 0
     for opponent in ("perfect", "random"):
         sides = summary["evaluation"][opponent]["search"]
         assert sum(sides["as_first"].values()) == 2 and sum(sides["as_second"].values()) == 2
+    replay = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["replay"]
+    policies, boards = replay["policy"], replay["obs"].view(-1, 2, 9).sum(1)
+    assert torch.allclose(policies.sum(1), torch.ones(len(policies)))
+    assert (policies[boards > 0] == 0).all()           # occupied cells get no probability at the root
+    if selection == "gumbel":   # the improved policy covers every legal move, 8 visits could not
+        assert ((policies > 0).sum(1) == (boards == 0).sum(1)).all()
 
 
 def test_config_errors():

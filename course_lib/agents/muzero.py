@@ -34,6 +34,8 @@ noise at the root and a visit-count temperature that falls as training goes on. 
 games also train on the board's symmetries (:func:`augment_unrolls`): every sampled
 unroll is turned by a random rotation or reflection, as AlphaZero does with its positions,
 which shows the model each position it learns from in up to 8 orientations.
+``selection="gumbel"`` trains Gumbel MuZero (Danihelka et al., 2022) with the same search
+option as AlphaZero's (:func:`~course_lib.search.gumbel_policy`).
 """
 from __future__ import annotations
 
@@ -54,8 +56,8 @@ from ..games import GAMES as BOARD_GAMES
 from ..games import BoardGame, make_game, permute, permute_moves
 from ..games.players import PerfectPlayer, RandomPlayer, evaluate_players
 from ..nets import mlp
-from ..search import (RecurrentOutput, RootOutput, dirichlet_noise, root_value, sample_action, search,
-                      visit_policy)
+from ..search import (RecurrentOutput, RootOutput, dirichlet_noise, gumbel_noise, gumbel_policy, root_value,
+                      sample_action, search, visit_policy)
 from .base import RunConfig
 
 __all__ = ["MuZeroConfig", "MuZeroNet", "scale_value", "unscale_value", "to_support", "from_support",
@@ -94,6 +96,10 @@ class MuZeroConfig(RunConfig):
                                                "and the last quarter of training")
     augment: bool = option(True, "board games: turn each sampled unroll (observation, actions, policies) by a "
                                  "random symmetry of the board")
+    selection: str = option("puct", "search: puct (MuZero) or gumbel (Gumbel MuZero: Gumbel noise and sequential "
+                                    "halving at the root, the improved policy as target; dirichlet_alpha, "
+                                    "noise_fraction and the temperatures unused)", choices=("puct", "gumbel"))
+    max_considered: int = option(16, "gumbel: root moves sequential halving starts from", low=1)
     temperature_moves: int = option(0, "board games: the first this many moves of each game are sampled with "
                                        "τ = 1 and later ones take the most visited action (0: use temperatures)",
                                     low=0)
@@ -327,23 +333,32 @@ def latent_recurrent_fn(net: MuZeroNet, discount: float) -> Callable[[torch.Tens
 
 
 def _model_search(net: MuZeroNet, obs: torch.Tensor, legal: torch.Tensor, num_simulations: int, discount: float,
-                  qtransform: str, noise: torch.Tensor | None = None, noise_fraction: float = 0.25):
-    """Search in latent space from observations ``obs`` (:func:`latent_root`, :func:`latent_recurrent_fn`)."""
+                  qtransform: str, noise: torch.Tensor | None = None, noise_fraction: float = 0.25, **gumbel):
+    """Search in latent space from observations ``obs`` (:func:`latent_root`, :func:`latent_recurrent_fn`);
+    ``gumbel``: ``selection``, ``gumbel`` and ``max_considered`` for a Gumbel search (see :func:`search`)."""
     return search(latent_root(net, obs), latent_recurrent_fn(net, discount), num_simulations, root_legal=legal,
-                  root_noise=noise, noise_fraction=noise_fraction, qtransform=qtransform)
+                  root_noise=noise, noise_fraction=noise_fraction, qtransform=qtransform, **gumbel)
+
+
+def _search_move(tree, selection: str) -> torch.Tensor:
+    """The move a search without noise plays: the most visited, or the survivor of sequential halving."""
+    return gumbel_policy(tree)[0] if selection == "gumbel" else visit_policy(tree, 0).argmax(-1)
 
 
 class MuZeroSearchPlayer:
-    """Plays a board game with MuZero's search (most visited move; legal moves at the root only)."""
+    """Plays a board game with MuZero's search (legal moves at the root only): the most visited
+    move, or with ``selection="gumbel"`` the survivor of sequential halving."""
 
-    def __init__(self, game: BoardGame, net: MuZeroNet, num_simulations: int):
+    def __init__(self, game: BoardGame, net: MuZeroNet, num_simulations: int, selection: str = "puct",
+                 max_considered: int = 16):
         self.game, self.net, self.num_simulations = game, net, num_simulations
+        self.selection, self.max_considered = selection, max_considered
 
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         tree = _model_search(self.net, self.game.observation(states), self.game.legal(states), self.num_simulations,
-                             -1.0, "none")
-        return visit_policy(tree, 0).argmax(-1)
+                             -1.0, "none", selection=self.selection, max_considered=self.max_considered)
+        return _search_move(tree, self.selection)
 
 
 # ---------------------------------------------------------------------- environments
@@ -537,14 +552,15 @@ def train(
 
     def greedy_search(obs: torch.Tensor) -> torch.Tensor:
         legal = torch.ones(obs.shape[0], A, dtype=torch.bool, device=obs.device)
-        tree = _model_search(net, obs.flatten(1).float(), legal, cfg.num_simulations, env.discount, env.qtransform)
-        return visit_policy(tree, 0).argmax(-1)
+        tree = _model_search(net, obs.flatten(1).float(), legal, cfg.num_simulations, env.discount, env.qtransform,
+                             selection=cfg.selection, max_considered=cfg.max_considered)
+        return _search_move(tree, cfg.selection)
 
     def evaluate(episodes: int, seed: int) -> Any:
         net.eval()
         if cfg.board_game:
             game = env.game
-            player = MuZeroSearchPlayer(game, net, cfg.num_simulations)
+            player = MuZeroSearchPlayer(game, net, cfg.num_simulations, cfg.selection, cfg.max_considered)
             opponents = {"random": RandomPlayer(game, seed)}
             if game.name == "tictactoe":
                 opponents = {"perfect": PerfectPlayer(game, seed), **opponents}
@@ -587,14 +603,23 @@ def train(
             net.eval()
             with torch.no_grad():
                 obs, legal = env.observe()
-                tree = _model_search(net, obs, legal, cfg.num_simulations, env.discount, env.qtransform,
-                                     dirichlet_noise(legal, cfg.dirichlet_alpha), cfg.noise_fraction)
-                pi = visit_policy(tree, 1.0)
-                if cfg.board_game and cfg.temperature_moves:
-                    # AlphaZero's schedule: explore the opening, then play the most visited move.
-                    action = torch.where(ep_len < cfg.temperature_moves, sample_action(pi), pi.argmax(-1))
+                if cfg.selection == "gumbel":
+                    # Gumbel MuZero: the noise picks the root moves to consider, sequential halving
+                    # the move to play, and the policy target is the improved policy.
+                    tree = _model_search(net, obs, legal, cfg.num_simulations, env.discount, env.qtransform,
+                                         selection="gumbel", gumbel=gumbel_noise((N, A), device=device),
+                                         max_considered=cfg.max_considered)
+                    action, pi = gumbel_policy(tree)
                 else:
-                    action = sample_action(visit_policy(tree, temperature)) if temperature > 0 else pi.argmax(-1)
+                    tree = _model_search(net, obs, legal, cfg.num_simulations, env.discount, env.qtransform,
+                                         dirichlet_noise(legal, cfg.dirichlet_alpha), cfg.noise_fraction)
+                    pi = visit_policy(tree, 1.0)
+                    if cfg.board_game and cfg.temperature_moves:
+                        # AlphaZero's schedule: explore the opening, then play the most visited move.
+                        action = torch.where(ep_len < cfg.temperature_moves, sample_action(pi), pi.argmax(-1))
+                    else:
+                        action = (sample_action(visit_policy(tree, temperature)) if temperature > 0
+                                  else pi.argmax(-1))
                 rows = torch.arange(N, device=device)
                 ep_obs[rows, ep_len], ep_action[rows, ep_len] = obs, action
                 ep_value[rows, ep_len], ep_policy[rows, ep_len] = root_value(tree), pi
