@@ -167,11 +167,8 @@ class BoardGame:
         else:
             cells = [grid, grid.flip(1), grid.flip(0), grid.flip(0).flip(1)]
         cells = torch.stack([c.flatten() for c in cells])
-        if self.gravity:    # an action is a column: columns move as the top row does
-            actions = cells[:, :self.cols]
-        else:
-            actions = cells
-        return cells, actions.contiguous()
+        # With gravity an action is a column, and columns move as the top row's cells do.
+        return cells, (cells[:, :self.cols].contiguous() if self.gravity else cells)
 
     def random_symmetries(self, batch: int, generator: torch.Generator | None = None,
                           device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -509,10 +509,10 @@ def _log_prior(stats: torch.Tensor) -> torch.Tensor:
     return logits.masked_fill(stats[..., LEGAL] <= 0, -math.inf)
 
 
-def _considered_argmax(tree: Tree, visit_target: torch.Tensor, c_visit: float, c_scale: float) -> torch.Tensor:
+def _considered_argmax(tree: Tree, visit_target: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     r"""The root move maximising :math:`g + \log P + \sigma(\hat q)` among the legal ones with ``visit_target`` visits."""
     stats = tree.children_stats[:, 0]
-    score = tree.gumbel + _log_prior(stats) + completed_q(stats, tree.raw_value[:, 0], c_visit, c_scale)
+    score = tree.gumbel + _log_prior(stats) + sigma
     legal = stats[..., LEGAL] > 0
     candidate = legal & (stats[..., VISITS] == visit_target.unsqueeze(-1))
     candidate = torch.where(candidate.any(-1, keepdim=True), candidate, legal)     # (the schedule always has one)
@@ -526,7 +526,8 @@ def _gumbel_root_action(tree: Tree, c_visit: float, c_scale: float) -> torch.Ten
     planned, done = tree.scratch - 1, tree.num_simulations
     column = torch.tensor([considered_visits(m, planned)[done] for m in range(tree.max_considered + 1)],
                           device=legal.device, dtype=tree.children_stats.dtype)
-    return _considered_argmax(tree, column[considered], c_visit, c_scale)
+    sigma = completed_q(tree.children_stats[:, 0], tree.raw_value[:, 0], c_visit, c_scale)
+    return _considered_argmax(tree, column[considered], sigma)
 
 
 def _gumbel_inner_action(stats: torch.Tensor, raw_value: torch.Tensor, c_visit: float, c_scale: float) -> torch.Tensor:
@@ -553,10 +554,9 @@ def gumbel_policy(tree: Tree, c_visit: float = 50.0, c_scale: float = 0.1) -> tu
     over the legal moves, which uses the Q of every visited move rather than visit counts.
     """
     stats = tree.children_stats[:, 0]
+    sigma = completed_q(stats, tree.raw_value[:, 0], c_visit, c_scale)
     visits = stats[..., VISITS].masked_fill(stats[..., LEGAL] <= 0, -1.0)
-    action = _considered_argmax(tree, visits.amax(-1), c_visit, c_scale)
-    policy = torch.softmax(_log_prior(stats) + completed_q(stats, tree.raw_value[:, 0], c_visit, c_scale), dim=-1)
-    return action, policy
+    return _considered_argmax(tree, visits.amax(-1), sigma), torch.softmax(_log_prior(stats) + sigma, dim=-1)
 
 
 # ------------------------------------------------------------------------- read-outs
