@@ -44,7 +44,7 @@ from ..games import BoardGame, make_game
 from ..games.players import (AlphaBetaPlayer, OneStepLookaheadPlayer, PerfectPlayer, RandomPlayer,
                              evaluate_players)
 from ..search import (dirichlet_noise, gumbel_noise, gumbel_policy, rules_recurrent_fn, rules_root, rules_search,
-                      sample_action, search, visit_policy)
+                      sample_action, search, search_move, visit_policy)
 from .base import RunConfig
 
 __all__ = ["AlphaZeroConfig", "PolicyValueNet", "alphazero_loss", "outcome_targets", "SearchPlayer", "NetworkPlayer",
@@ -239,9 +239,7 @@ class SearchPlayer:
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         tree = rules_search(self.game, self.evaluate, states, self.num_simulations, c1=self.c_puct,
                             selection=self.selection, max_considered=self.max_considered)
-        if self.selection == "gumbel":
-            return gumbel_policy(tree)[0]
-        return visit_policy(tree, temperature=0).argmax(-1)
+        return search_move(tree)
 
 
 def reference_players(game: BoardGame, seed: int = 0) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:

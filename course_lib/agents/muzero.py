@@ -57,7 +57,7 @@ from ..games import BoardGame, make_game, permute, permute_moves
 from ..games.players import PerfectPlayer, RandomPlayer, evaluate_players
 from ..nets import mlp
 from ..search import (RecurrentOutput, RootOutput, dirichlet_noise, gumbel_noise, gumbel_policy, root_value,
-                      sample_action, search, visit_policy)
+                      sample_action, search, search_move, visit_policy)
 from .base import RunConfig
 
 __all__ = ["MuZeroConfig", "MuZeroNet", "scale_value", "unscale_value", "to_support", "from_support",
@@ -340,11 +340,6 @@ def _model_search(net: MuZeroNet, obs: torch.Tensor, legal: torch.Tensor, num_si
                   root_noise=noise, noise_fraction=noise_fraction, qtransform=qtransform, **gumbel)
 
 
-def _search_move(tree, selection: str) -> torch.Tensor:
-    """The move a search without noise plays: the most visited, or the survivor of sequential halving."""
-    return gumbel_policy(tree)[0] if selection == "gumbel" else visit_policy(tree, 0).argmax(-1)
-
-
 class MuZeroSearchPlayer:
     """Plays a board game with MuZero's search (legal moves at the root only): the most visited
     move, or with ``selection="gumbel"`` the survivor of sequential halving."""
@@ -358,7 +353,7 @@ class MuZeroSearchPlayer:
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
         tree = _model_search(self.net, self.game.observation(states), self.game.legal(states), self.num_simulations,
                              -1.0, "none", selection=self.selection, max_considered=self.max_considered)
-        return _search_move(tree, self.selection)
+        return search_move(tree)
 
 
 # ---------------------------------------------------------------------- environments
@@ -554,7 +549,7 @@ def train(
         legal = torch.ones(obs.shape[0], A, dtype=torch.bool, device=obs.device)
         tree = _model_search(net, obs.flatten(1).float(), legal, cfg.num_simulations, env.discount, env.qtransform,
                              selection=cfg.selection, max_considered=cfg.max_considered)
-        return _search_move(tree, cfg.selection)
+        return search_move(tree)
 
     def evaluate(episodes: int, seed: int) -> Any:
         net.eval()

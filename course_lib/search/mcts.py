@@ -49,7 +49,7 @@ import torch
 
 __all__ = ["RootOutput", "RecurrentOutput", "Tree", "init_tree", "simulate", "search", "puct_scores", "backup_values",
            "visit_policy", "sample_action", "dirichlet_noise", "root_value", "rules_root", "rules_recurrent_fn",
-           "rules_search", "gumbel_noise", "considered_visits", "completed_q", "gumbel_policy"]
+           "rules_search", "gumbel_noise", "considered_visits", "completed_q", "gumbel_policy", "search_move"]
 
 # Columns of Tree.children_stats [B, S + 1, A, 4].
 PRIOR, VISITS, QVALUE, LEGAL = range(4)
@@ -560,6 +560,12 @@ def gumbel_policy(tree: Tree, c_visit: float = 50.0, c_scale: float = 0.1) -> tu
 
 
 # ------------------------------------------------------------------------- read-outs
+def search_move(tree: Tree) -> torch.Tensor:
+    """``[B]`` the move a search without noise plays: the most visited one, or for a Gumbel
+    tree (``tree.max_considered > 0``) the survivor of sequential halving (:func:`gumbel_policy`)."""
+    return gumbel_policy(tree)[0] if tree.max_considered else visit_policy(tree, 0).argmax(-1)
+
+
 def root_value(tree: Tree) -> torch.Tensor:
     """``[B]`` the search's value of each root, W/N over all its simulations."""
     return tree.value_sum[:, 0] / tree.node_visits[:, 0]
