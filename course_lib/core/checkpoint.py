@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: named states from Run.restore, typed counters
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:

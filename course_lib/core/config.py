@@ -17,6 +17,7 @@ The same metadata drives the command line (``--gamma 0.97``) and its help text.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, ClassVar, Mapping
@@ -45,8 +46,9 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
-def _base_type(annotation: Any) -> tuple[type, bool]:
-    """(type, optional) for annotations like ``int``, ``float | None``, ``Optional[str]``."""
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(type, optional) for annotations like ``int``, ``float | None``, ``Optional[str]``,
+    ``tuple[float, ...]``."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -56,9 +58,23 @@ def _base_type(annotation: Any) -> tuple[type, bool]:
     return annotation, False
 
 
+def _tuple_item(typ: Any) -> type | None:
+    """The item type of ``tuple[T, ...]`` (list-valued options), else None."""
+    if typing.get_origin(typ) is tuple:
+        args = typing.get_args(typ)
+        if len(args) != 2 or args[1] is not Ellipsis or args[0] not in (int, float, str):
+            raise TypeError(f"unsupported config annotation {typ!r}; list options are tuple[int|float|str, ...]")
+        return args[0]
+    return None
+
+
 def _describe(f: dataclasses.Field, typ: type, optional: bool) -> str:
     """What a field accepts, in words, for error messages and --help."""
     meta = f.metadata
+    item = _tuple_item(typ)
+    if item is not None:
+        inner = _describe(f, item, False)
+        return f"comma-separated values, each {inner}" + (" or none" if optional else "")
     if meta.get("choices"):
         text = "one of " + ", ".join(str(c) for c in meta["choices"])
     elif typ is bool:
@@ -82,6 +98,9 @@ class Config:
     """Base class: validates every field on construction (see the module docstring)."""
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    # Old field names -> current ones, so that checkpoints and exported networks saved before
+    # a rename still load (:meth:`from_stored`); never accepted from the command line.
+    renamed: ClassVar[Mapping[str, str]] = {}
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -102,6 +121,17 @@ class Config:
             if optional:
                 return None
             raise bad
+        item = _tuple_item(typ)
+        if item is not None:
+            if isinstance(value, str):
+                raise bad
+            try:
+                values = tuple(value)
+            except TypeError:
+                raise bad from None
+            if not values:
+                raise ConfigError(f"{cls}.{f.name} = {value!r} is empty; accepted: {accepted}")
+            return tuple(self._check_field(f, item, False, v) for v in values)
         if typ is bool:
             if not isinstance(value, bool):
                 raise bad
@@ -149,6 +179,11 @@ class Config:
                 raise ConfigError(f"unknown field {key!r} for {cls.__name__}; accepted: {', '.join(names)}")
         return cls(**merged)
 
+    @classmethod
+    def from_stored(cls, values: Mapping[str, Any]):
+        """Build from a config dict saved with a checkpoint or export, under old names too (:attr:`renamed`)."""
+        return cls.from_dict({cls.renamed.get(k, k): v for k, v in values.items()})
+
     def replace(self, **changes: Any):
         """A validated copy with some fields changed."""
         return type(self).from_dict({**self.to_dict(), **changes})
@@ -165,6 +200,14 @@ class Config:
         low = text.strip().lower()
         if optional and low in ("none", "null", ""):
             return None
+        item = _tuple_item(typ)
+        if item is not None:
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            try:
+                return tuple(item(p) for p in parts)
+            except ValueError:
+                raise ConfigError(f"--{name.replace('_', '-')} {text!r} is not accepted; accepted: "
+                                  f"{_describe(f, typ, optional)}") from None
         try:
             if typ is bool:
                 if low in ("true", "1", "yes", "on"):
@@ -198,3 +241,22 @@ class Config:
     @classmethod
     def is_bool(cls, name: str) -> bool:
         return _base_type(typing.get_type_hints(cls)[name])[0] is bool
+
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclasses.dataclass
+class TrainConfig(Config):
+    """What every training run has, with or without an environment (supervised and offline
+    models have none): its seed, device and determinism. Agents that act in an environment
+    start from :class:`course_lib.agents.base.EnvConfig`."""
+
+    seed: int = option(0, "random seed (environments i use seed + i)", low=0)
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    deterministic: bool = option(False, "deterministic torch kernels: same seed, same numbers (on one machine)")
+
+    def validate(self) -> None:
+        if not _DEVICE_RE.match(self.device):
+            raise ConfigError(f"{type(self).__name__}.device = {self.device!r} is not accepted; accepted: auto, cpu, "
+                              "cuda, cuda:N, mps")

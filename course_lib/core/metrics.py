@@ -94,20 +94,21 @@ class EpisodeTracker:
         self.returns *= keep
         self.lengths *= keep
 
-    def drain(self) -> list[float]:
-        """Move finished episodes to ``recent``; return their returns (in order)."""
+    def drain(self, with_lengths: bool = False) -> list[float] | tuple[list[float], list[int]]:
+        """Move finished episodes to ``recent``; return their returns in the order they ended
+        (and their lengths, with ``with_lengths``)."""
         if not self._done_returns:
-            return []
+            return ([], []) if with_lengths else []
         rets = torch.stack(self._done_returns).cpu()
         lens = torch.stack(self._done_lengths).cpu()
         self._done_returns.clear()
         self._done_lengths.clear()
         mask = ~torch.isnan(rets)
-        finished = rets[mask].tolist()
+        finished, lengths = rets[mask].tolist(), lens[mask].tolist()
         self.recent_returns.extend(finished)
-        self.recent_lengths.extend(lens[mask].tolist())
+        self.recent_lengths.extend(lengths)
         self.episodes += len(finished)
-        return finished
+        return (finished, lengths) if with_lengths else finished
 
     def record(self, returns: Iterable[float], lengths: Iterable[int]) -> None:
         """Add episodes that finished elsewhere (IMPALA's actors track their own and send the results)."""
