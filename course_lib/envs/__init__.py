@@ -16,7 +16,7 @@ from .pendulum import TensorPendulum
 __all__ = [
     "BACKENDS", "GYM_ENV_IDS", "MUJOCO_ENV_IDS", "TENSOR_ENVS", "SpaceInfo", "StepResult", "VectorEnv",
     "GymVectorEnv", "TensorCartPole", "TensorPendulum", "UnknownEnvironment",
-    "env_ids", "check_env", "make_vector_env",
+    "env_ids", "check_env", "is_discrete", "continuous_env_ids", "env_spaces", "make_vector_env",
 ]
 
 BACKENDS = ("gymnasium", "tensor")
@@ -28,6 +28,8 @@ GYM_ENV_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "Pendulum-v1", "Mo
 MUJOCO_ENV_IDS = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5",
                   "InvertedPendulum-v5", "Reacher-v5", "Swimmer-v5")
 TENSOR_ENVS = {"CartPole-v1": TensorCartPole, "Pendulum-v1": TensorPendulum}
+# Which of them have discrete actions: a table, so that checking a config builds nothing.
+DISCRETE_ENV_IDS = frozenset({"CartPole-v1", "Acrobot-v1", "MountainCar-v0"})
 
 
 class UnknownEnvironment(ValueError):
@@ -58,6 +60,25 @@ def check_env(env_id: str, backend: str = "gymnasium") -> None:
             raise UnknownEnvironment(
                 f"{env_id} needs MuJoCo, which is not installed: pip install \"course-lib[mujoco]\""
             ) from None
+
+
+def is_discrete(env_id: str) -> bool:
+    """Whether ``env_id`` (one of :func:`env_ids`) has discrete actions."""
+    return env_id in DISCRETE_ENV_IDS
+
+
+def continuous_env_ids(backend: str | None = None) -> list[str]:
+    """The environments with continuous actions available with ``backend``."""
+    return [e for e in env_ids(backend) if not is_discrete(e)]
+
+
+def env_spaces(env_id: str, backend: str = "gymnasium") -> SpaceInfo:
+    """The observation and action spaces of ``env_id`` (read off a throwaway copy)."""
+    env = make_vector_env(env_id, 1, seed=0, backend=backend)
+    try:
+        return env.spaces
+    finally:
+        env.close()
 
 
 def make_vector_env(env_id: str, num_envs: int, seed: int, device: torch.device | str = "cpu",
