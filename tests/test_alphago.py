@@ -247,7 +247,7 @@ def test_alphago_player_takes_a_win_in_one_with_untrained_nets(game):
 # --------------------------------------------------------------------------- the pipeline
 def test_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="simulations"):
-        AlphaGoConfig(simulations="8,x")
+        AlphaGoConfig(simulations=(8, 0))
     with pytest.raises(ConfigError, match="quick"):
         AlphaGoConfig.from_dict({}, preset="medium")
     with pytest.raises(ValueError, match="tictactoe"):
@@ -260,7 +260,7 @@ def test_quick_profile_runs_and_its_search_beats_random():
     assert results["sl"]["held_out"]["optimal"] > results["sl"]["held_out"]["chance_optimal"]
     mcts = [name for name in results["evaluation"] if name.startswith("mcts_")]
     assert mcts
-    games = AlphaGoConfig.from_dict({}, preset="quick").eval_games
+    games = AlphaGoConfig.from_dict({}, preset="quick").eval_episodes
     for name in mcts:
         for side in ("as_first", "as_second"):
             vs_random = results["evaluation"][name]["random"][side]

@@ -15,7 +15,7 @@ from course_lib.core import ConfigError
 from course_lib.core.checkpoint import load_checkpoint
 from course_lib.games import ConnectFour, TicTacToe
 
-TINY = dict(total_steps=512, num_games=64, num_simulations=8, batch_size=64, eval_games=3, eval_simulations=4,
+TINY = dict(total_steps=512, num_envs=64, num_simulations=8, batch_size=64, eval_episodes=3, eval_simulations=4,
             log_every=128, checkpoint_every=256, device="cpu")
 
 
@@ -103,8 +103,8 @@ def test_gumbel_self_play_trains_on_the_improved_policy(tmp_path):
     assert summary["total_steps"] == 512 and summary["games"] > 0
     assert sum(summary["evaluation"]["perfect"]["search"]["as_first"].values()) == 3
     state = load_checkpoint(out / "checkpoint.pt")
-    n = state["counters"]["replay_len"]
-    pis, boards = state["selfplay"]["replay_pis"][:n], state["selfplay"]["replay_states"][:n]
+    n = state["replay"]["size"]
+    pis, boards = state["replay"]["pis"][:n], state["replay"]["states"][:n]
     assert n > 0 and torch.allclose(pis.sum(1), torch.ones(n))
     # Two simulations give visit policies of 0, 1/2 and 1 only; the improved policy spreads
     # its mass over every legal move, by the prior and the completed Q, and none elsewhere.

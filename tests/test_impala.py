@@ -394,7 +394,7 @@ def test_cli_ctrl_c_checkpoints_and_stops_every_actor(tmp_path):
         time.sleep(0.1)
     assert [p for p in helpers if _alive(p)] == []
     # The checkpoint holds the update the run stopped after (resuming is tested in-process above).
-    assert len(read_metrics(out)) == torch.load(out / "checkpoint.pt", weights_only=False)["counters"]["update"]
+    assert len(read_metrics(out)) == torch.load(out / "checkpoint.pt", weights_only=False)["counters"]["iteration"]
 
 
 # ---------------------------------------------------------------------------- Ray

@@ -7,12 +7,13 @@ import json
 import pytest
 import torch
 
-from course_lib.agents.muzero import (GameReplay, MuZeroConfig, MuZeroNet, augment_unrolls, from_support,
-                                      muzero_loss, n_step_value_targets, scale_value, to_support, train,
-                                      unscale_value)
+from course_lib.agents.muzero import (MuZeroConfig, MuZeroNet, augment_unrolls, from_support,
+                                      muzero_loss, n_step_value_targets, replay_fields, scale_value, to_support,
+                                      train, unroll_batch, unscale_value)
 from course_lib.core import ConfigError
 from course_lib.core.checkpoint import load_checkpoint
 from course_lib.games import TicTacToe
+from course_lib.replay import SequenceReplay
 
 
 def test_value_scaling_is_inverted_exactly():
@@ -78,14 +79,14 @@ def test_two_player_targets_are_the_outcome_for_the_player_to_move():
 
 
 def test_replay_targets_past_the_end_of_an_episode():
-    replay = GameReplay(20, 1, 2, torch.device("cpu"))
+    replay = SequenceReplay(20, replay_fields(1, 2))
     # A terminated episode of 3 steps, then a truncated one of 2.
-    replay.add_episode(torch.zeros(3, 1), torch.tensor([0, 1, 0]), torch.tensor([1.0, 1.0, 1.0]),
-                       torch.tensor([3.0, 2.0, 1.0]), torch.full((3, 2), 0.5), terminated=True)
-    replay.add_episode(torch.ones(2, 1), torch.tensor([1, 1]), torch.tensor([1.0, 1.0]),
-                       torch.tensor([9.0, 9.5]), torch.full((2, 2), 0.5), terminated=False)
+    replay.add_episode(True, obs=torch.zeros(3, 1), action=torch.tensor([0, 1, 0]), reward=torch.tensor([1.0, 1.0, 1.0]),
+                       value_target=torch.tensor([3.0, 2.0, 1.0]), policy=torch.full((3, 2), 0.5))
+    replay.add_episode(False, obs=torch.ones(2, 1), action=torch.tensor([1, 1]), reward=torch.tensor([1.0, 1.0]),
+                       value_target=torch.tensor([9.0, 9.5]), policy=torch.full((2, 2), 0.5))
     gen = torch.Generator().manual_seed(0)
-    obs, actions, value, reward, policy, value_mask, policy_mask = replay.sample(200, 3, 100, generator=gen)
+    obs, actions, value, reward, policy, value_mask, policy_mask = unroll_batch(replay, 200, 3, 100, generator=gen)
     # Positions from the first episode sampled at t = 1: steps 1, 2 inside; 3 and 4 past a terminal end.
     first = (obs[:, 0] == 0) & (value[:, 0] == 2.0)
     assert first.any()
@@ -203,6 +204,6 @@ def test_short_tictactoe_run(tmp_path, selection):
 
 def test_config_errors():
     with pytest.raises(ConfigError, match="temperatures"):
-        MuZeroConfig(temperatures="1,0.5").validate()
+        MuZeroConfig(temperatures=(1, 0.5))
     with pytest.raises(ConfigError, match="discrete"):
         train(MuZeroConfig(env="Pendulum-v1", env_backend="gymnasium", total_steps=8), None, progress=False)

@@ -6,10 +6,11 @@ import math
 import pytest
 import torch
 
-from course_lib.agents.sac import (ReplayBuffer, SACConfig, SquashedGaussianActor, TwinQ, polyak_update,
-                                   soft_bellman_target, tanh_gaussian_log_prob, train)
+from course_lib.agents.sac import (SACConfig, SquashedGaussianActor, TwinQ, polyak_update,
+                                   soft_bellman_target, tanh_gaussian_log_prob, train, transition_fields)
 from course_lib.core import ConfigError, read_metrics
 from course_lib.envs import SpaceInfo
+from course_lib.replay import ReplayBuffer
 
 PENDULUM = SpaceInfo(obs_shape=(3,), discrete=False, action_dim=1, action_low=(-2.0,), action_high=(2.0,))
 
@@ -158,14 +159,19 @@ def test_polyak_update():
 # ------------------------------------------------------------------------ replay buffer
 def _transitions(start, n):
     i = torch.arange(start, start + n, dtype=torch.float32)
-    return i[:, None].expand(n, 3), -i[:, None], i, i[:, None].expand(n, 3) + 0.5, (i % 2 == 0)
+    return dict(obs=i[:, None].expand(n, 3), actions=-i[:, None], rewards=i, next_obs=i[:, None].expand(n, 3) + 0.5,
+                terminated=(i % 2 == 0))
+
+
+def _buffer(capacity: int) -> ReplayBuffer:
+    return ReplayBuffer(capacity, transition_fields((3,), 1))
 
 
 def test_replay_buffer_wraps_around():
-    buf = ReplayBuffer(5, (3,), 1)
-    buf.add(*_transitions(0, 3))
+    buf = _buffer(5)
+    buf.add(**_transitions(0, 3))
     assert len(buf) == 3 and buf.pos == 3
-    buf.add(*_transitions(3, 3))  # rows 3, 4 then 0: transition 5 overwrites transition 0
+    buf.add(**_transitions(3, 3))  # rows 3, 4 then 0: transition 5 overwrites transition 0
     assert len(buf) == 5 and buf.pos == 1
     torch.testing.assert_close(buf.rewards, torch.tensor([5.0, 1.0, 2.0, 3.0, 4.0]))
     torch.testing.assert_close(buf.actions[:, 0], -buf.rewards)
@@ -178,19 +184,19 @@ def test_replay_buffer_wraps_around():
 
 
 def test_replay_buffer_samples_only_filled_rows():
-    buf = ReplayBuffer(100, (3,), 1)
-    buf.add(*_transitions(7, 2))
+    buf = _buffer(100)
+    buf.add(**_transitions(7, 2))
     assert set(buf.sample(500)["rewards"].tolist()) == {7.0, 8.0}
     with pytest.raises(ValueError, match="empty"):
-        ReplayBuffer(4, (3,), 1).sample(2)
+        _buffer(4).sample(2)
 
 
 def test_replay_buffer_state_dict_round_trip():
-    buf = ReplayBuffer(5, (3,), 1)
-    buf.add(*_transitions(0, 4))
-    buf.add(*_transitions(4, 3))
+    buf = _buffer(5)
+    buf.add(**_transitions(0, 4))
+    buf.add(**_transitions(4, 3))
     state = buf.state_dict()
-    copy = ReplayBuffer(5, (3,), 1)
+    copy = _buffer(5)
     copy.load_state_dict(state)
     assert (copy.pos, copy.size) == (buf.pos, buf.size)
     for name in ("obs", "actions", "rewards", "next_obs", "terminated"):
@@ -201,7 +207,7 @@ def test_replay_buffer_state_dict_round_trip():
     b = copy.sample(8)
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="capacity"):
-        ReplayBuffer(6, (3,), 1).load_state_dict(state)
+        _buffer(6).load_state_dict(state)
 
 
 # ----------------------------------------------------------------------------- config

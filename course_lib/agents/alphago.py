@@ -40,7 +40,8 @@ from typing import Any, Callable, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from ..core import Config, ConfigError, ProgressBar, option, resolve_device, seed_everything
+from ..core import ConfigError, ProgressBar, Run, TrainConfig, option
+from ..core.fit import fit
 from ..games import BoardGame, TicTacToe, make_game, permute, permute_moves
 from ..games.players import PerfectPlayer, Player, RandomPlayer, evaluate_players
 from ..nets.mlp import mlp
@@ -50,7 +51,7 @@ __all__ = ["GameRecords", "play_games", "alternate", "mover_outcomes", "expert_p
            "PolicyNet", "ValueNet", "masked_log_policy", "sl_policy_loss", "train_sl_policy", "policy_agreement",
            "PolicyPlayer", "reinforce_loss", "train_rl_policy", "one_position_per_game", "value_positions",
            "value_loss", "train_value", "ValueGreedyPlayer", "rollout_outcomes", "alphago_evaluator",
-           "AlphaGoPlayer", "AlphaGoConfig", "run_alphago", "format_results"]
+           "AlphaGoPlayer", "AlphaGoConfig", "build_networks", "train", "run_alphago", "format_results"]
 
 PlayerFn = Callable[[torch.Tensor], torch.Tensor]
 MoveFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
@@ -274,25 +275,6 @@ def sl_policy_loss(logits: torch.Tensor, legal: torch.Tensor, expert_moves: torc
     return -log_pi.gather(1, expert_moves.unsqueeze(1)).mean()
 
 
-def _fit(net: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], n: int, steps: int, batch_size: int,
-         learning_rate: float, weight_decay: float, seed: int, desc: str, progress: bool) -> nn.Module:
-    """Minibatch Adam on ``loss_fn(indices [batch])`` over a data set of ``n`` items."""
-    optimizer = torch.optim.Adam(net.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    generator = torch.Generator(device=_device_of(net)).manual_seed(seed)
-    bar = ProgressBar(steps, desc, enabled=progress)
-    net.train()
-    for step in range(1, steps + 1):
-        idx = torch.randint(n, (min(batch_size, n),), generator=generator, device=_device_of(net))
-        loss = loss_fn(idx)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step % 50 == 0 or step == steps:
-            bar.update(step, loss=loss.item())
-    bar.close()
-    return net.eval()
-
-
 def train_sl_policy(game: BoardGame, positions: torch.Tensor, moves: torch.Tensor, steps: int = 2000,
                     batch_size: int = 256, learning_rate: float = 1e-3, hidden: Sequence[int] = (128, 128),
                     weight_decay: float = 1e-4, augment: bool = True, seed: int = 0,
@@ -327,8 +309,9 @@ def train_sl_policy(game: BoardGame, positions: torch.Tensor, moves: torch.Tenso
             s, a = _random_symmetry(game, s, a, generator)
         return sl_policy_loss(policy(game.observation(s)), game.legal(s), a)
 
-    return _fit(policy, loss_fn, positions.shape[0], steps, batch_size, learning_rate, weight_decay, seed,
-                "SL policy π1", progress)
+    fit(policy, loss_fn, positions.shape[0], steps, batch_size, learning_rate=learning_rate,
+        weight_decay=weight_decay, seed=seed, desc="SL policy π1", progress=progress)
+    return policy
 
 
 @torch.no_grad()
@@ -585,8 +568,8 @@ def train_value(game: BoardGame, rl_policy: PolicyNet, n_games: int, sl_policy: 
             s, _ = _random_symmetry(game, s, None, generator)
         return value_loss(value_net(game.observation(s)), z[idx])
 
-    _fit(value_net, loss_fn, positions.shape[0], steps, batch_size, learning_rate, weight_decay, seed,
-         "value net v", progress)
+    fit(value_net, loss_fn, positions.shape[0], steps, batch_size, learning_rate=learning_rate,
+        weight_decay=weight_decay, seed=seed, desc="value net v", progress=progress)
     return value_net, (positions, z)
 
 
@@ -723,10 +706,12 @@ class AlphaGoPlayer(Player):
 
 # --------------------------------------------------------------------------- the whole pipeline
 @dataclass
-class AlphaGoConfig(Config):
+class AlphaGoConfig(TrainConfig):
     """The pipeline's budget. Presets: ``quick`` (CI: about 5 s on one CPU core) and ``full`` (these
     defaults: about 45 s on one CPU core, most of it in the evaluation games)."""
 
+    env: str = option("tictactoe", "board game (AlphaGo in small needs a solved game for its expert)",
+                      choices=("tictactoe",))
     expert_games: int = option(4000, "expert games (the perfect player against a perfect/random mix)", low=1)
     expert_random_fraction: float = option(0.5, "probability of a random move by the expert's opponent",
                                            low=0.0, high=1.0)
@@ -743,124 +728,167 @@ class AlphaGoConfig(Config):
     value_steps: int = option(4000, "gradient steps of the value net", low=1)
     value_learning_rate: float = option(1e-3, "Adam step size of the value net", low=0.0, low_open=True)
     batch_size: int = option(256, "minibatch size of the SL policy and the value net", low=1)
-    simulations: str = option("8,32,128", "MCTS simulation counts to evaluate, comma-separated")
+    simulations: tuple[int, ...] = option((8, 32, 128), "MCTS simulation counts to evaluate", low=1)
     c_puct: float = option(1.25, "PUCT exploration constant", low=0.0, low_open=True)
     rollout_mix: float = option(0.5, "λ of one extra search with rollouts at the largest simulation count "
                                      "(0: none)", low=0.0, high=1.0)
-    eval_games: int = option(200, "evaluation games per side against each reference player", low=1)
-
-    def validate(self) -> None:
-        self.simulation_counts()
-
-    def simulation_counts(self) -> list[int]:
-        try:
-            counts = [int(x) for x in self.simulations.split(",") if x.strip()]
-        except ValueError:
-            counts = []
-        if not counts or min(counts) < 1:
-            raise ConfigError(f"AlphaGoConfig.simulations = {self.simulations!r} is not accepted; accepted: "
-                              "positive integers separated by commas, e.g. '8,32,128'")
-        return counts
+    eval_episodes: int = option(200, "evaluation games per side against each reference player", low=1)
 
 
+AlphaGoConfig.renamed = {"eval_games": "eval_episodes"}
 AlphaGoConfig.presets = {
     "full": {},
     "quick": {"expert_games": 1000, "sl_steps": 800, "rl_iterations": 40, "rl_games": 256,
-              "rl_snapshot_every": 10, "value_games": 8000, "value_steps": 800, "simulations": "16",
-              "rollout_mix": 0.0, "eval_games": 50},
+              "rl_snapshot_every": 10, "value_games": 8000, "value_steps": 800, "simulations": (16,),
+              "rollout_mix": 0.0, "eval_episodes": 50},
 }
+# What `python -m course_lib bench alphago` runs.
+BENCHMARKS = {"full": ("full", {})}
+STAGES = ("sl_policy", "rl_policy", "value_net", "evaluation")
 
 
-def run_alphago(game: str | BoardGame = "tictactoe", profile: str = "full", seed: int = 0, progress: bool = True,
-                device: str | torch.device = "auto", **overrides: Any) -> dict[str, Any]:
-    """Runs the whole AlphaGo pipeline and evaluates every stage; returns the networks and the results.
+def build_networks(cfg: AlphaGoConfig) -> dict[str, nn.Module]:
+    """The pipeline's three networks: π_1 (``sl_policy``), π_2 (``rl_policy``) and v_φ (``value_net``)."""
+    game, hidden = make_game(cfg.env), (cfg.hidden, cfg.hidden)
+    return {"sl_policy": PolicyNet(game, hidden), "rl_policy": PolicyNet(game, hidden),
+            "value_net": ValueNet(game, hidden)}
+
+
+class _Networks:
+    """The pipeline's networks as one checkpointable object (a stage not reached yet is None)."""
+
+    def __init__(self, cfg: AlphaGoConfig, device: torch.device):
+        self.cfg, self.device, self.nets = cfg, device, dict.fromkeys(("sl_policy", "rl_policy", "value_net"))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: net.state_dict() if net is not None else None for name, net in self.nets.items()}
+
+    def load_state_dict(self, state) -> None:
+        built = build_networks(self.cfg)
+        for name, weights in state.items():
+            if weights is not None:
+                built[name].load_state_dict(weights)
+                self.nets[name] = built[name].to(self.device).eval()
+
+
+class _Results(dict):
+    """The stages' results so far (checkpointed; a resumed run skips the stages they hold)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+    def load_state_dict(self, state) -> None:
+        self.clear()
+        self.update(state)
+
+
+def train(config: AlphaGoConfig | None = None, out: str | None = None, *, resume: bool = False,
+          overwrite: bool = False, progress: bool = True,
+          callback: Callable[[dict[str, Any]], None] | None = None, keep_networks: bool = False) -> dict[str, Any]:
+    """Run the whole AlphaGo pipeline and evaluate every stage; returns the summary.
 
     Stages: expert games → π_1 (SL) → π_2 (RL) → v_φ → MCTS with π_1 and v_φ. Each player
-    then plays ``eval_games`` games from each side against the perfect player and the
+    then plays ``eval_episodes`` games from each side against the perfect player and the
     random player (:func:`~course_lib.games.evaluate_players`): π_1 and π_2 alone (their
     most probable move), ``value_greedy`` (:class:`ValueGreedyPlayer`), and
     :class:`AlphaGoPlayer` at each simulation count (``mcts_<n>``, and
-    ``mcts_<n>_rollouts`` with :math:`\\lambda` = ``rollout_mix`` at the largest one).
+    ``mcts_<n>_rollouts`` with :math:`\lambda` = ``rollout_mix`` at the largest one).
 
-    Args:
-      game: ``"tictactoe"`` (or the game object).
-      profile: ``"quick"`` or ``"full"``, a preset of :class:`AlphaGoConfig`.
-      seed: seeds every stage.
-      progress: progress bars.
-      device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-      overrides: :class:`AlphaGoConfig` fields, e.g. ``rl_iterations=100``.
-
-    Returns:
-      A dict: ``sl_policy``, ``rl_policy``, ``value_net`` (the networks), ``config``,
-      ``sl`` (expert data sizes and :func:`policy_agreement` on held-out positions),
-      ``rl`` (π_2 against π_1, both sampling), ``value`` (data size, mean squared error
-      against fresh outcomes and against the minimax value), ``evaluation``
-      (``{player: {"perfect" | "random": evaluate_players(...)}}``) and ``seconds`` per stage.
-      :func:`format_results` prints it as a table.
+    After each stage a metrics row is logged and the run checkpointed, so ``resume`` goes on
+    with the next stage. The summary holds ``sl`` (expert data sizes and
+    :func:`policy_agreement` on held-out positions), ``rl`` (π_2 against π_1, both sampling),
+    ``value`` (data size, mean squared error against fresh outcomes and against the minimax
+    value), ``evaluation`` (``{player: {"perfect" | "random": evaluate_players(...)}}``) and
+    ``seconds`` per stage; with ``keep_networks`` also the networks themselves.
     """
-    cfg = AlphaGoConfig.from_dict(overrides, preset=profile)
-    game = make_game(game) if isinstance(game, str) else game
-    _check_tictactoe(game)
-    device = resolve_device(device)
-    seed_everything(seed)
+    cfg = config if config is not None else AlphaGoConfig()
+    run = Run(out, "alphago", cfg, resume=resume, overwrite=overwrite, progress=False, callback=callback)
+    device, seed = run.device, cfg.seed
+    game = make_game(cfg.env)
+    nets, results = _Networks(cfg, device), _Results(seconds={})
+    run.restore(networks=nets, results=results)
     hidden = (cfg.hidden, cfg.hidden)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-    start = clock
 
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = now - clock
-        clock = now
+    def stage_done(name: str, started: float, **found: Any) -> None:
+        results.update(found)
+        results["seconds"][name] = time.perf_counter() - started
+        run.end_iteration(STAGES.index(name) + 1, STAGES.index(name),
+                          {"stage": name, "step": STAGES.index(name) + 1, "seconds": results["seconds"][name],
+                           "wall_time": run.elapsed()}, checkpoint=True)
 
-    # 1-2. Expert games, then π_1 by supervised learning.
-    positions, moves = expert_positions(game, cfg.expert_games, seed=seed, random_fraction=cfg.expert_random_fraction,
-                                        device=device)
-    (train_s, train_a), (test_s, test_a) = split_by_position(positions, moves, cfg.held_out, seed=seed)
-    lap("expert_games")
-    sl_policy = train_sl_policy(game, train_s, train_a, steps=cfg.sl_steps, batch_size=cfg.batch_size,
-                                learning_rate=cfg.sl_learning_rate, hidden=hidden, seed=seed, progress=progress)
-    # Scored on each distinct held-out (position, move) pair once: otherwise a held-out empty
-    # board, in half of all games, would outweigh every other position.
-    test_pairs = torch.unique(torch.cat((test_s, test_a.unsqueeze(1).to(test_s.dtype)), dim=1), dim=0)
-    sl = {"pairs": positions.shape[0], "distinct_positions": torch.unique(positions, dim=0).shape[0],
-          "train_pairs": train_s.shape[0], "held_out_pairs": test_pairs.shape[0],
-          "held_out": policy_agreement(game, sl_policy, test_pairs[:, :-1], test_pairs[:, -1].long())}
-    lap("sl_policy")
+    with run.loop(len(STAGES), len(results["seconds"]), "alphago"):
+        if "sl_policy" not in results["seconds"]:
+            # 1-2. Expert games, then π_1 by supervised learning.
+            t0 = time.perf_counter()
+            positions, moves = expert_positions(game, cfg.expert_games, seed=seed,
+                                                random_fraction=cfg.expert_random_fraction, device=device)
+            (train_s, train_a), (test_s, test_a) = split_by_position(positions, moves, cfg.held_out, seed=seed)
+            sl_policy = nets.nets["sl_policy"] = train_sl_policy(
+                game, train_s, train_a, steps=cfg.sl_steps, batch_size=cfg.batch_size,
+                learning_rate=cfg.sl_learning_rate, hidden=hidden, seed=seed, progress=progress)
+            # Scored on each distinct held-out (position, move) pair once: otherwise a held-out empty
+            # board, in half of all games, would outweigh every other position.
+            test_pairs = torch.unique(torch.cat((test_s, test_a.unsqueeze(1).to(test_s.dtype)), dim=1), dim=0)
+            stage_done("sl_policy", t0, sl={
+                "pairs": positions.shape[0], "distinct_positions": torch.unique(positions, dim=0).shape[0],
+                "train_pairs": train_s.shape[0], "held_out_pairs": test_pairs.shape[0],
+                "held_out": policy_agreement(game, sl_policy, test_pairs[:, :-1], test_pairs[:, -1].long())})
+        sl_policy = nets.nets["sl_policy"]
 
-    # 3. π_2 by self-play REINFORCE against the opponent pool.
-    rl_policy = train_rl_policy(game, sl_policy, iterations=cfg.rl_iterations, games_per_iteration=cfg.rl_games,
-                                learning_rate=cfg.rl_learning_rate, snapshot_every=cfg.rl_snapshot_every,
-                                seed=seed + 10, progress=progress)
-    rl = {"vs_sl_sampled": evaluate_players(game, PolicyPlayer(game, rl_policy, sample=True),
-                                            PolicyPlayer(game, sl_policy, sample=True), cfg.eval_games * 5,
-                                            seed=seed, device=device)}
-    lap("rl_policy")
+        if "rl_policy" not in results["seconds"]:
+            # 3. π_2 by self-play REINFORCE against the opponent pool.
+            t0 = time.perf_counter()
+            rl_policy = nets.nets["rl_policy"] = train_rl_policy(
+                game, sl_policy, iterations=cfg.rl_iterations, games_per_iteration=cfg.rl_games,
+                learning_rate=cfg.rl_learning_rate, snapshot_every=cfg.rl_snapshot_every, seed=seed + 10,
+                progress=progress)
+            stage_done("rl_policy", t0, rl={"vs_sl_sampled": evaluate_players(
+                game, PolicyPlayer(game, rl_policy, sample=True), PolicyPlayer(game, sl_policy, sample=True),
+                cfg.eval_episodes * 5, seed=seed, device=device)})
+        rl_policy = nets.nets["rl_policy"]
 
-    # 4. v_φ on one position per π_2 game.
-    value_net, (value_s, _) = train_value(game, rl_policy, cfg.value_games, sl_policy, steps=cfg.value_steps,
-                                          batch_size=cfg.batch_size, learning_rate=cfg.value_learning_rate,
-                                          hidden=hidden, seed=seed + 20, progress=progress)
-    with torch.no_grad():
-        fresh_s, fresh_z = value_positions(game, rl_policy, max(cfg.value_games // 4, 1), sl_policy, seed=seed + 30)
-        fresh_v = value_net(game.observation(fresh_s))
-        minimax = PerfectPlayer(game).value(fresh_s)
-    value = {"positions": value_s.shape[0], "distinct_positions": torch.unique(value_s, dim=0).shape[0],
-             "mse_vs_outcome": value_loss(fresh_v, fresh_z).item(),
-             "mse_vs_minimax": value_loss(fresh_v, minimax).item()}
-    lap("value_net")
+        if "value_net" not in results["seconds"]:
+            # 4. v_φ on one position per π_2 game, scored on fresh positions.
+            t0 = time.perf_counter()
+            value_net, (value_s, _) = train_value(game, rl_policy, cfg.value_games, sl_policy, steps=cfg.value_steps,
+                                                  batch_size=cfg.batch_size, learning_rate=cfg.value_learning_rate,
+                                                  hidden=hidden, seed=seed + 20, progress=progress)
+            nets.nets["value_net"] = value_net
+            with torch.no_grad():
+                fresh_s, fresh_z = value_positions(game, rl_policy, max(cfg.value_games // 4, 1), sl_policy,
+                                                   seed=seed + 30)
+                fresh_v = value_net(game.observation(fresh_s))
+                minimax = PerfectPlayer(game).value(fresh_s)
+            stage_done("value_net", t0, value={
+                "positions": value_s.shape[0], "distinct_positions": torch.unique(value_s, dim=0).shape[0],
+                "mse_vs_outcome": value_loss(fresh_v, fresh_z).item(),
+                "mse_vs_minimax": value_loss(fresh_v, minimax).item()})
+        value_net = nets.nets["value_net"]
 
-    # 5-6. Every stage against perfect and random play.
+        if "evaluation" not in results["seconds"]:
+            # 5-6. Every stage against perfect and random play.
+            t0 = time.perf_counter()
+            stage_done("evaluation", t0, evaluation=_evaluate_stages(cfg, game, nets.nets, device, progress))
+
+    results["seconds"]["total"] = sum(v for k, v in results["seconds"].items() if k != "total")
+    run.save()
+    summary = run.finish({"env": cfg.env, "seed": seed, "device": str(device), **results})
+    return {**summary, **nets.nets} if keep_networks else summary
+
+
+def _evaluate_stages(cfg: AlphaGoConfig, game: BoardGame, nets: dict[str, nn.Module], device: torch.device,
+                     progress: bool) -> dict[str, dict[str, Any]]:
+    """Wins/draws/losses of every stage's player against the perfect and the random player, from both sides."""
+    sl_policy, value_net, seed = nets["sl_policy"], nets["value_net"], cfg.seed
     players: dict[str, PlayerFn] = {"sl_policy": PolicyPlayer(game, sl_policy),
-                                    "rl_policy": PolicyPlayer(game, rl_policy),
+                                    "rl_policy": PolicyPlayer(game, nets["rl_policy"]),
                                     "value_greedy": ValueGreedyPlayer(game, value_net)}
-    counts = cfg.simulation_counts()
-    for n in counts:
+    for n in cfg.simulations:
         players[f"mcts_{n}"] = AlphaGoPlayer(game, sl_policy, value_net, n, cfg.c_puct)
     if cfg.rollout_mix > 0:
-        players[f"mcts_{max(counts)}_rollouts"] = AlphaGoPlayer(game, sl_policy, value_net, max(counts), cfg.c_puct,
-                                                                rollout_mix=cfg.rollout_mix)
+        n = max(cfg.simulations)
+        players[f"mcts_{n}_rollouts"] = AlphaGoPlayer(game, sl_policy, value_net, n, cfg.c_puct,
+                                                      rollout_mix=cfg.rollout_mix)
     players["perfect (reference)"] = PerfectPlayer(game, seed=seed + 1)
     opponents = {"perfect": PerfectPlayer(game, seed=seed), "random": RandomPlayer(game, seed=seed)}
     evaluation: dict[str, dict[str, Any]] = {}
@@ -868,15 +896,25 @@ def run_alphago(game: str | BoardGame = "tictactoe", profile: str = "full", seed
     for name, player in players.items():
         evaluation[name] = {}
         for opp_name, opponent in opponents.items():
-            evaluation[name][opp_name] = evaluate_players(game, player, opponent, cfg.eval_games, seed=seed,
+            evaluation[name][opp_name] = evaluate_players(game, player, opponent, cfg.eval_episodes, seed=seed,
                                                           device=device)
             bar.update(sum(len(v) for v in evaluation.values()))
     bar.close()
-    lap("evaluation")
-    seconds["total"] = time.perf_counter() - start
-    return {"sl_policy": sl_policy, "rl_policy": rl_policy, "value_net": value_net, "config": cfg.to_dict(),
-            "profile": profile, "seed": seed, "device": str(device), "sl": sl, "rl": rl, "value": value,
-            "evaluation": evaluation, "seconds": seconds}
+    return evaluation
+
+
+def run_alphago(game: str | BoardGame = "tictactoe", profile: str = "full", seed: int = 0, progress: bool = True,
+                device: str | torch.device = "auto", **overrides: Any) -> dict[str, Any]:
+    """The notebooks' entry to :func:`train`: the pipeline of a preset (``"quick"`` or ``"full"``) with
+    ``overrides`` (:class:`AlphaGoConfig` fields, e.g. ``rl_iterations=100``), kept in memory; returns
+    the summary with the networks ``sl_policy``, ``rl_policy`` and ``value_net``, and ``profile``.
+    :func:`format_results` prints it as a table."""
+    name = game.name if isinstance(game, BoardGame) else game
+    if name != "tictactoe":
+        raise ValueError(f"AlphaGo in small needs a solved game for its expert and the value check; "
+                         f"got {name!r}; accepted: tictactoe")
+    cfg = AlphaGoConfig.from_dict({**overrides, "env": name, "seed": seed, "device": str(device)}, preset=profile)
+    return {**train(cfg, None, progress=progress, keep_networks=True), "profile": profile}
 
 
 def format_results(results: dict[str, Any]) -> str:

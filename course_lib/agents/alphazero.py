@@ -27,40 +27,42 @@ only echo the prior.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from ..core import ConfigError, ProgressBar, Run, option, resolve_device, seed_everything
-from ..core.checkpoint import load_checkpoint
-from ..core.run import to_cpu
+from ..core import ConfigError, Run, option
+from ..core.loop import Counters, MeanStats, Stopwatch, TargetTracker, crossed
 from ..games import BoardGame, make_game
 from ..games.players import (AlphaBetaPlayer, OneStepLookaheadPlayer, PerfectPlayer, RandomPlayer,
                              evaluate_players)
 from ..search import (dirichlet_noise, gumbel_noise, gumbel_policy, rules_recurrent_fn, rules_root, rules_search,
                       sample_action, search, search_move, visit_policy)
-from .base import RunConfig
+from ..nets import conv_stem, residual_tower
+from ..replay import ReplayBuffer
+from .base import EnvConfig
 
 __all__ = ["AlphaZeroConfig", "PolicyValueNet", "alphazero_loss", "outcome_targets", "SearchPlayer", "NetworkPlayer",
-           "reference_players", "symmetries", "train", "export_network", "load_network", "evaluate_agent",
-           "BENCHMARKS", "GAMES"]
+           "reference_players", "symmetries", "random_symmetry", "build_networks", "train", "export_network", "load_network",
+           "evaluate_agent", "BENCHMARKS", "GAMES"]
 
 GAMES = ("tictactoe", "connect4")
+# Games per side of the periodic evaluations (eval_every).
+PERIODIC_GAMES = 50
 
 
 @dataclass
-class AlphaZeroConfig(RunConfig):
+class AlphaZeroConfig(EnvConfig):
     """AlphaZero's hyper-parameters. Defaults: tic-tac-toe, learnt to perfect play in one to four CPU minutes."""
 
     env: str = option("tictactoe", "board game", choices=GAMES)
     total_steps: int = option(60_000, "self-play moves to train for (summed over the parallel games)", low=1)
-    num_games: int = option(128, "self-play games played at once (one batched search per move)", low=1)
+    num_envs: int = option(128, "self-play games played at once (one batched search per move)", low=1)
     num_simulations: int = option(32, "MCTS simulations per self-play move", low=1)
     temperature_moves: int = option(4, "moves of each game sampled from π ∝ N (τ = 1); later moves take the most "
                                        "visited action", low=0)
@@ -80,7 +82,7 @@ class AlphaZeroConfig(RunConfig):
     learning_rate: float = option(2e-3, "Adam step size", low=0.0, low_open=True)
     weight_decay: float = option(1e-4, "c of the c||θ||² term", low=0.0)
     augment: bool = option(True, "train on the board's symmetries too (8 for tic-tac-toe, 2 for Connect Four)")
-    eval_games: int = option(100, "evaluation games per side against each reference player at the end", low=1)
+    eval_episodes: int = option(100, "evaluation games per side against each reference player at the end", low=1)
     eval_simulations: int = option(0, "simulations of the search player in the final evaluation "
                                       "(0: num_simulations)", low=0)
     eval_every: int = option(0, "also play the network alone (no search) against the main reference player every "
@@ -88,17 +90,19 @@ class AlphaZeroConfig(RunConfig):
     log_every: int = option(2_000, "write a metrics row every this many self-play moves", low=1)
     checkpoint_every: int = option(20_000, "checkpoint every this many self-play moves (and at the end)", low=1)
 
-    def validate(self) -> None:
-        self.validate_device()
+    def check_env(self) -> None:
         if self.env not in GAMES:
             raise ConfigError(f"AlphaZero plays board games; env = {self.env!r} is not one; accepted: "
                               + ", ".join(GAMES))
 
 
+AlphaZeroConfig.renamed = {"num_games": "num_envs", "eval_games": "eval_episodes"}
+
+
 AlphaZeroConfig.presets = {
     # Connect Four on a CPU: a tower of 3 blocks of 32 channels (a 64x4 one costs four times as
     # much per position), 48 simulations per self-play move, evaluation with 200.
-    "connect4": {"env": "connect4", "total_steps": 600_000, "num_games": 256, "num_simulations": 48,
+    "connect4": {"env": "connect4", "total_steps": 600_000, "num_envs": 256, "num_simulations": 48,
                  "temperature_moves": 8, "channels": 32, "blocks": 3, "replay_size": 200_000,
                  "updates_per_iteration": 4, "learning_rate": 1e-3, "eval_simulations": 200,
                  "eval_every": 50_000, "log_every": 10_240, "checkpoint_every": 51_200},
@@ -112,19 +116,6 @@ BENCHMARKS = {
 
 
 # --------------------------------------------------------------------------- network
-class _Block(nn.Module):
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(x + self.bn2(self.conv2(y)))
-
-
 class PolicyValueNet(nn.Module):
     r""":math:`(p, v) = f_\theta(s)`: a residual tower with a policy head and a value head.
 
@@ -138,9 +129,8 @@ class PolicyValueNet(nn.Module):
     def __init__(self, game: BoardGame, channels: int = 32, blocks: int = 2):
         super().__init__()
         cells = game.rows * game.cols
-        self.stem = nn.Sequential(nn.Conv2d(game.obs_shape[0], channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(channels), nn.ReLU())
-        self.tower = nn.Sequential(*[_Block(channels) for _ in range(blocks)])
+        self.stem = conv_stem(game.obs_shape[0], channels)
+        self.tower = residual_tower(channels, blocks)
         self.policy_head = nn.Sequential(nn.Conv2d(channels, 2, 1, bias=False), nn.BatchNorm2d(2), nn.ReLU(),
                                          nn.Flatten(), nn.Linear(2 * cells, game.num_actions))
         self.value_head = nn.Sequential(nn.Conv2d(channels, 1, 1, bias=False), nn.BatchNorm2d(1), nn.ReLU(),
@@ -210,6 +200,15 @@ def symmetries(game: BoardGame, states: torch.Tensor, pis: torch.Tensor) -> tupl
             pis[:, actions].transpose(0, 1).reshape(-1, pis.shape[1]))
 
 
+def random_symmetry(game: BoardGame, states: torch.Tensor, pis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each of ``states [N, cells]`` (with its policy ``[N, A]``) turned by one random symmetry of the
+    board: cheap, and over many minibatches the network sees them all."""
+    s_all, p_all = symmetries(game, states, pis)
+    n = states.shape[0]
+    pick = torch.randint(s_all.shape[0] // n, (n,), device=states.device) * n + torch.arange(n, device=states.device)
+    return s_all[pick], p_all[pick]
+
+
 # --------------------------------------------------------------------------- players
 class NetworkPlayer:
     """Plays the network's most probable legal move, without search."""
@@ -252,6 +251,20 @@ def reference_players(game: BoardGame, seed: int = 0) -> dict[str, Callable[[tor
 
 
 # --------------------------------------------------------------------------- training
+def build_networks(cfg: AlphaZeroConfig) -> dict[str, nn.Module]:
+    """AlphaZero's network for ``cfg.env``: ``{"net": PolicyValueNet}``."""
+    return {"net": PolicyValueNet(make_game(cfg.env), cfg.channels, cfg.blocks)}
+
+
+@dataclasses.dataclass
+class AlphaZeroCounters(Counters):
+    """Besides the shared counters (``step`` counts self-play moves): finished games, first-player wins, draws."""
+
+    games: int = 0
+    first_wins: int = 0
+    draws: int = 0
+
+
 def train(
     config: AlphaZeroConfig | None = None,
     out: str | None = None,
@@ -265,55 +278,36 @@ def train(
 
     The summary's ``evaluation`` holds wins/draws/losses of the network alone (``net``,
     greedy, no search) and with search (``search``) against each reference player, from
-    both sides (``as_first``, ``as_second``).
-
-    Args: as the other agents' ``train`` (see :func:`course_lib.agents.ppo.train`).
+    both sides (``as_first``, ``as_second``). Args: as :func:`course_lib.agents.ppo.train`.
     """
     cfg = config if config is not None else AlphaZeroConfig()
-    run = Run(out, "alphazero", cfg, resume=resume, overwrite=overwrite)
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed, cfg.deterministic)
+    run = Run(out, "alphazero", cfg, resume=resume, overwrite=overwrite, progress=progress, callback=callback)
+    device = run.device
     game = make_game(cfg.env)
-    net = PolicyValueNet(game, cfg.channels, cfg.blocks).to(device)
+    net = build_networks(cfg)["net"].to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    G, A, cells = cfg.num_games, game.num_actions, game.rows * game.cols
+    G, A, cells = cfg.num_envs, game.num_actions, game.rows * game.cols
     max_moves = cells + 1
-
     # Self-play state: G games, each with the positions and search policies of its moves so far.
-    states = game.initial(G, device)
-    moves = torch.zeros(G, dtype=torch.long, device=device)
-    pending_states = torch.zeros(G, max_moves, cells, dtype=torch.int8, device=device)
-    pending_pis = torch.zeros(G, max_moves, A, device=device)
+    selfplay = {"states": game.initial(G, device), "moves": torch.zeros(G, dtype=torch.long, device=device),
+                "pending_states": torch.zeros(G, max_moves, cells, dtype=torch.int8, device=device),
+                "pending_pis": torch.zeros(G, max_moves, A, device=device)}
     # Replay window: a ring of positions with their search policy and outcome.
-    R = cfg.replay_size
-    replay_states = torch.zeros(R, cells, dtype=torch.int8, device=device)
-    replay_pis = torch.zeros(R, A, device=device)
-    replay_z = torch.zeros(R, device=device)
-    counters = dict(step=0, iteration=0, updates=0, games=0, first_wins=0, draws=0, replay_pos=0, replay_len=0,
-                    time_acting=0.0, time_learning=0.0, time_evaluating=0.0, last_eval=None)
-    if run.restored is not None:
-        saved = run.restored
-        net.load_state_dict(saved["net"])
-        optimizer.load_state_dict(saved["optimizer"])
-        counters.update(saved["counters"])
-        for name, t in (("states", states), ("moves", moves), ("pending_states", pending_states),
-                        ("pending_pis", pending_pis), ("replay_states", replay_states), ("replay_pis", replay_pis),
-                        ("replay_z", replay_z)):
-            t.copy_(saved["selfplay"][name])
-    run.restore_rng()
-
-    def checkpoint_state() -> dict[str, Any]:
-        return {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "counters": dict(counters),
-                "selfplay": to_cpu({"states": states, "moves": moves, "pending_states": pending_states,
-                                    "pending_pis": pending_pis, "replay_states": replay_states,
-                                    "replay_pis": replay_pis, "replay_z": replay_z})}
-
-    def evaluate(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return net(game.observation(s))
-
-    recurrent = rules_recurrent_fn(game, evaluate)
-    stats_sum: dict[str, float] = {}
-    stats_n = 0
+    replay = ReplayBuffer(cfg.replay_size, {"states": ((cells,), torch.int8), "pis": ((A,), torch.float32),
+                                            "z": ((), torch.float32)}, device)
+    counters, stats = AlphaZeroCounters(), MeanStats(device)
+    clock = Stopwatch(counters, device)
+    # The network alone against the main reference player every eval_every moves, for the curves.
+    periodic = TargetTracker(cfg, counters, run.elapsed, score=lambda result: None,
+                             evaluate=lambda _, seed: _net_vs_reference(game, net, PERIODIC_GAMES, seed))
+    saved = run.restore(net=net, optimizer=optimizer, replay=replay, counters=counters, periodic=periodic,
+                        stats=stats)
+    if saved:
+        for name, t in selfplay.items():
+            t.copy_(saved[name])
+    states, moves = selfplay["states"], selfplay["moves"]
+    pending_states, pending_pis = selfplay["pending_states"], selfplay["pending_pis"]
+    recurrent = rules_recurrent_fn(game, lambda s: net(game.observation(s)))
 
     def store(finished: torch.Tensor, reward: torch.Tensor) -> None:
         """Label the positions of the finished games with their outcome and add them to the window."""
@@ -322,52 +316,21 @@ def train(
             return
         length = moves[idx]                                                  # moves played, incl. the last
         valid = torch.arange(max_moves, device=device).unsqueeze(0) < length.unsqueeze(1)
-        z = outcome_targets(length, reward[idx], max_moves)[valid]
-        s = pending_states[idx][valid]
-        p = pending_pis[idx][valid]
-        n = z.shape[0]
-        pos = (counters["replay_pos"] + torch.arange(n, device=device)) % R
-        replay_states[pos], replay_pis[pos], replay_z[pos] = s, p, z
-        counters["replay_pos"] = (counters["replay_pos"] + n) % R
-        counters["replay_len"] = min(R, counters["replay_len"] + n)
-        counters["games"] += idx.numel()
-        counters["first_wins"] += int(((reward[idx] > 0) & (length % 2 == 1)).sum())
-        counters["draws"] += int((reward[idx] == 0).sum())
+        replay.add(states=pending_states[idx][valid], pis=pending_pis[idx][valid],
+                   z=outcome_targets(length, reward[idx], max_moves)[valid])
+        counters.games += idx.numel()
+        counters.first_wins += int(((reward[idx] > 0) & (length % 2 == 1)).sum())
+        counters.draws += int((reward[idx] == 0).sum())
 
-    def learn() -> None:
-        nonlocal stats_n
-        idx = torch.randint(counters["replay_len"], (cfg.batch_size,), device=device)
-        s, p, z = replay_states[idx], replay_pis[idx], replay_z[idx]
-        if cfg.augment:
-            # One random symmetry per sample: cheap, and over many steps the net sees them all.
-            s_all, p_all = symmetries(game, s, p)
-            copies = s_all.shape[0] // s.shape[0]
-            pick = torch.randint(copies, (s.shape[0],), device=device) * s.shape[0] + torch.arange(
-                s.shape[0], device=device)
-            s, p = s_all[pick], p_all[pick]
-        net.train()
-        logits, value = net(game.observation(s))
-        loss, stats = alphazero_loss(logits, value, p, z, game.legal(s))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        net.eval()
-        counters["updates"] += 1
-        for key, v in stats.items():
-            stats_sum[key] = stats_sum.get(key, 0.0) + float(v)
-        stats_n += 1
-
-    logged = {key: counters[key] for key in ("games", "first_wins", "draws")}
+    logged = {"games": counters.games, "first_wins": counters.first_wins, "draws": counters.draws}
     num_iterations = max(1, cfg.total_steps // G)
-    bar = ProgressBar(num_iterations * G, f"alphazero {cfg.env}", initial=counters["step"], enabled=progress)
-    loop_start, steps_at_start = time.perf_counter(), counters["step"]
     net.eval()
-    with run:
-        while counters["iteration"] < num_iterations:
-            # 1. One move in each of the G games: a batched search, then π ∝ N^(1/τ).
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                root, legal = rules_root(game, evaluate, states)
+    with run.loop(num_iterations * G, counters, f"alphazero {cfg.env}"):
+        while counters.iteration < num_iterations:
+            previous_step = counters.step
+            with clock("acting"), torch.no_grad():
+                # 1. One move in each of the G games: a batched search, then π ∝ N^(1/τ).
+                root, legal = rules_root(game, lambda s: net(game.observation(s)), states)
                 if cfg.selection == "gumbel":
                     # Gumbel AlphaZero: the noise picks the root moves to consider, sequential
                     # halving the move to play, and the target is the improved policy.
@@ -384,69 +347,62 @@ def train(
                     action = sample_action(torch.where(explore, pi, greedy))
                 pending_states[torch.arange(G, device=device), moves] = states
                 pending_pis[torch.arange(G, device=device), moves] = pi
-                states, reward, done = game.step(states, action)
+                next_states, reward, done = game.step(states, action)
                 moves += 1
                 store(done, reward)
                 # Finished games start again at once, so every search keeps G trees.
-                states = torch.where(done.unsqueeze(1), game.initial(G, device), states)
-                moves = torch.where(done, 0, moves)
-            counters["step"] += G
-            counters["iteration"] += 1
-            t1 = time.perf_counter()
+                states.copy_(torch.where(done.unsqueeze(1), game.initial(G, device), next_states))
+                moves.copy_(torch.where(done, 0, moves))
+                counters.step += G
+                counters.iteration += 1
 
-            # 2. Train on the replay window.
-            if counters["replay_len"] >= cfg.batch_size:
-                for _ in range(cfg.updates_per_iteration):
-                    learn()
-            t2 = time.perf_counter()
-            counters["time_acting"] += t1 - t0
-            counters["time_learning"] += t2 - t1
+            with clock("learning"):
+                # 2. Train on the replay window (each position turned by a random symmetry of the board).
+                for _ in range(cfg.updates_per_iteration if len(replay) >= cfg.batch_size else 0):
+                    batch = replay.sample(cfg.batch_size)
+                    s, p = random_symmetry(game, batch["states"], batch["pis"]) if cfg.augment else (
+                        batch["states"], batch["pis"])
+                    net.train()
+                    logits, value = net(game.observation(s))
+                    loss, parts = alphazero_loss(logits, value, p, batch["z"], game.legal(s))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    net.eval()
+                    counters.updates += 1
+                    stats.add(parts)
 
-            prev = counters["step"] - G
-            if cfg.eval_every and counters["step"] // cfg.eval_every > prev // cfg.eval_every:
-                t_eval = time.perf_counter()
-                name, opponent = next(iter(reference_players(game, cfg.seed + counters["iteration"]).items()))
-                result = evaluate_players(game, NetworkPlayer(game, net), opponent, 50, seed=cfg.seed, device=device)
-                counters["last_eval"] = {"opponent": name, **result}
-                counters["time_evaluating"] += time.perf_counter() - t_eval
-            if counters["step"] // cfg.log_every > prev // cfg.log_every or counters["iteration"] == num_iterations:
+            # 3. Now and then: the network alone against a reference player, a metrics row, a checkpoint.
+            periodic.update(previous_step)
+            row = None
+            if crossed(counters.step, previous_step, cfg.log_every) or counters.iteration == num_iterations:
                 # Self-play outcomes of the games finished since the last row.
-                games = max(counters["games"] - logged["games"], 1)
-                row = {"step": counters["step"], "updates": counters["updates"], "wall_time": run.elapsed(),
-                       "games": counters["games"], "replay": counters["replay_len"],
-                       "first_player_win_rate": (counters["first_wins"] - logged["first_wins"]) / games,
-                       "draw_rate": (counters["draws"] - logged["draws"]) / games,
-                       **{k: v / max(stats_n, 1) for k, v in stats_sum.items()},
-                       **_eval_fields(counters.get("last_eval")),
-                       "steps_per_second": (counters["step"] - steps_at_start) / (time.perf_counter() - loop_start)}
-                stats_sum.clear()
-                stats_n = 0
-                logged.update(games=counters["games"], first_wins=counters["first_wins"], draws=counters["draws"])
-                run.log(row)
-                if callback is not None:
-                    callback(row)
-                bar.update(counters["step"], games=counters["games"], draws=f"{row['draw_rate']:.2f}")
-            if counters["step"] // cfg.checkpoint_every > prev // cfg.checkpoint_every:
-                run.save(checkpoint_state())
-            run.stop_if_interrupted(checkpoint_state, counters["step"])
-        bar.close()
-        train_seconds = time.perf_counter() - loop_start
+                games = max(counters.games - logged["games"], 1)
+                row = {"step": counters.step, "updates": counters.updates, "wall_time": run.elapsed(),
+                       "games": counters.games, "replay": len(replay),
+                       "first_player_win_rate": (counters.first_wins - logged["first_wins"]) / games,
+                       "draw_rate": (counters.draws - logged["draws"]) / games, **stats.pop(),
+                       **_eval_fields(periodic.last_result),
+                       "steps_per_second": run.steps_per_second()}
+                logged.update(games=counters.games, first_wins=counters.first_wins, draws=counters.draws)
+            run.end_iteration(counters.step, previous_step, row, extra=selfplay,
+                              postfix={"games": counters.games, "draws": f"{row['draw_rate']:.2f}"} if row else None)
 
-        # 3. Evaluate against the reference players, network alone and with search.
-        t_eval = time.perf_counter()
-        evaluation = evaluate_agent(game, net, cfg.eval_simulations or cfg.num_simulations, cfg.eval_games,
+    # 4. Evaluate against the reference players, network alone and with search.
+    with clock("evaluating"):
+        evaluation = evaluate_agent(game, net, cfg.eval_simulations or cfg.num_simulations, cfg.eval_episodes,
                                     seed=cfg.seed, c_puct=cfg.c_puct, selection=cfg.selection,
                                     max_considered=cfg.max_considered)
-        counters["time_evaluating"] += time.perf_counter() - t_eval
-        run.save(checkpoint_state())
-        return run.finish({
-            "env": cfg.env, "seed": cfg.seed, "total_steps": counters["step"], "games": counters["games"],
-            "updates": counters["updates"], "evaluation": evaluation,
-            "steps_per_second": (counters["step"] - steps_at_start) / train_seconds if train_seconds > 0 else None,
-            "wall_seconds": run.elapsed(), "train_seconds": run.elapsed() - counters["time_evaluating"],
-            "time_acting": counters["time_acting"], "time_learning": counters["time_learning"],
-            "time_evaluating": counters["time_evaluating"], "device": str(device),
-        })
+    run.save(selfplay)
+    return run.finish(run.summary(counters, evaluation=evaluation, games=counters.games))
+
+
+def _net_vs_reference(game: BoardGame, net: PolicyValueNet, games: int, seed: int) -> dict[str, Any]:
+    """The network alone (no search) against the first reference player, ``games`` per side."""
+    name, opponent = next(iter(reference_players(game, seed).items()))
+    device = next(net.parameters()).device
+    return {"opponent": name, **evaluate_players(game, NetworkPlayer(game, net), opponent, games, seed=seed,
+                                                 device=device)}
 
 
 def _eval_fields(last: dict | None) -> dict[str, Any]:
@@ -462,22 +418,17 @@ def _eval_fields(last: dict | None) -> dict[str, Any]:
 
 def export_network(run_dir: str | Path, path: str | Path) -> Path:
     """Write the network of the run in ``run_dir`` (its config and weights only, a few hundred kB) to ``path``."""
-    state = load_checkpoint(Path(run_dir) / "checkpoint.pt")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"algo": "alphazero", "config": state["config"], "net": state["net"],
-                "steps": state["counters"]["step"]}, path)
-    return path
+    from . import export_agent
+
+    return export_agent(run_dir, path)
 
 
 def load_network(path: str | Path, device: str | torch.device = "cpu") -> tuple[BoardGame, PolicyValueNet]:
     """The game and the trained network stored by :func:`export_network` (or a run's ``checkpoint.pt``)."""
-    state = torch.load(Path(path), map_location=device, weights_only=False)
-    cfg = AlphaZeroConfig.from_dict(state["config"])
-    game = make_game(cfg.env)
-    net = PolicyValueNet(game, cfg.channels, cfg.blocks).to(device)
-    net.load_state_dict(state["net"])
-    return game, net.eval()
+    from . import load_agent
+
+    agent = load_agent(path, device)
+    return make_game(agent.config.env), agent.net
 
 
 def evaluate_agent(game: BoardGame, net: PolicyValueNet, num_simulations: int, games_per_side: int,

@@ -1,58 +1,66 @@
-"""What every agent's config shares: the run's environment, budget, seed and device."""
+"""What every agent's config shares: the environment part of a run.
+
+:class:`~course_lib.core.config.TrainConfig` holds what any run has (seed, device,
+determinism); :class:`EnvConfig` adds the environment, the step budget, evaluation and
+checkpoints; :class:`ReturnConfig` adds the return target of single-agent tasks. The same
+quantity has the same name in every agent (``gamma``, ``num_envs``, ``replay_size``,
+``eval_episodes``, ...); a subclass redeclares a field only to change its default or help.
+"""
 from __future__ import annotations
 
-import re
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, MutableMapping
+from typing import ClassVar
 
-from ..core import Config, ConfigError, option
+from ..core import ConfigError, option
+from ..core.config import TrainConfig
 from ..envs import BACKENDS, UnknownEnvironment, check_env
 
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+__all__ = ["TrainConfig", "EnvConfig", "ReturnConfig"]
 
 
 @dataclass
-class RunConfig(Config):
-    """Fields every algorithm's config starts with; a subclass redeclares a field to change its default."""
+class EnvConfig(TrainConfig):
+    """A run in an environment: which one, for how long, how it is evaluated and checkpointed."""
 
     env: str = option("CartPole-v1", "environment id")
     env_backend: str = option("gymnasium", "gymnasium envs, or batched tensor envs stepped on the device",
                               choices=BACKENDS)
-    total_steps: int = option(100_000, "environment steps to train for", low=1)
-    seed: int = option(0, "random seed (environments i use seed + i)", low=0)
-    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
-    deterministic: bool = option(False, "deterministic torch kernels: same seed, same numbers")
+    total_steps: int = option(100_000, "environment steps to train for (rounded down to whole loop iterations)",
+                              low=1)
+    eval_episodes: int = option(20, "greedy evaluation episodes at the end", low=1)
+    eval_every: int = option(0, "also evaluate greedily every this many steps, for the curves (0: only at the end)",
+                             low=0)
+    checkpoint_every: int = option(50_000, "checkpoint every this many steps (and at the end)", low=1)
 
     def validate(self) -> None:
+        super().validate()
+        self.check_env()
+
+    def check_env(self) -> None:
+        """The environment exists for the backend (a table lookup: nothing is built)."""
         try:
             check_env(self.env, self.env_backend)
         except UnknownEnvironment as exc:
             raise ConfigError(str(exc)) from None
-        self.validate_device()
-
-    def validate_device(self) -> None:
-        if not _DEVICE_RE.match(self.device):
-            raise ConfigError(f"{type(self).__name__}.device = {self.device!r} is not accepted; accepted: auto, cpu, "
-                              "cuda, cuda:N, mps")
 
 
-# Seeds of the periodic greedy evaluations: the k-th uses seed + EVAL_SEED_STRIDE * k.
-EVAL_SEED_STRIDE = 7919
+@dataclass
+class ReturnConfig(EnvConfig):
+    """A single-agent task with a return to reach (see :mod:`course_lib.core.loop` for the
+    one meaning of ``target_return``, ``time_to_target`` and ``stop_at_target``)."""
 
+    target_return: float | None = option(None, "return that counts as solved: judged on the periodic greedy "
+                                               "evaluations when eval_every > 0, else on the moving average of "
+                                               "the last 20 training episodes (the time and steps to reach it are "
+                                               "reported)")
+    stop_at_target: bool = option(False, "stop once target_return is reached (a target reached by training "
+                                         "returns is first confirmed by 100 greedy episodes)")
 
-def evaluate_if_due(cfg: Any, counters: MutableMapping[str, Any],
-                    evaluate: Callable[[int, int], list[float]]) -> float:
-    """The periodic greedy evaluation every agent shares: when ``counters["step"]`` has crossed
-    the next multiple of ``cfg.eval_every``, run ``evaluate(cfg.eval_episodes, seed)`` and update
-    ``counters`` (``evals``, ``last_eval``, ``time_evaluating``). Returns the seconds it took
-    (0.0 when none was due or ``eval_every`` is 0)."""
-    if not cfg.eval_every or counters["step"] // cfg.eval_every <= counters["evals"]:
-        return 0.0
-    start = time.perf_counter()
-    counters["evals"] = counters["step"] // cfg.eval_every
-    returns = evaluate(cfg.eval_episodes, cfg.seed + EVAL_SEED_STRIDE * counters["evals"])
-    counters["last_eval"] = sum(returns) / len(returns)
-    seconds = time.perf_counter() - start
-    counters["time_evaluating"] += seconds
-    return seconds
+    # Whether stop_at_target without a target_return is a mistake (an agent whose default is to
+    # stop at its default target sets False: clearing the target then just means "never stop").
+    stop_needs_target: ClassVar[bool] = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.stop_at_target and self.target_return is None and self.stop_needs_target:
+            raise ConfigError(f"{type(self).__name__}.stop_at_target needs a target_return")

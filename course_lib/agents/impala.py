@@ -46,7 +46,7 @@ under ``if __name__ == "__main__":``.
 from __future__ import annotations
 
 import collections
-import time
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Mapping, NamedTuple
@@ -54,22 +54,25 @@ from typing import Any, Callable, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from ..core import ConfigError, EpisodeTracker, ProgressBar, Run, option, resolve_device, seed_everything
-from ..envs import SpaceInfo, make_vector_env
+from ..core import ConfigError, EpisodeTracker, Run, option
+from ..core.loop import Counters, Stopwatch, TargetTracker
+from ..envs import SpaceInfo, env_spaces, make_vector_env
 from ..evaluation import evaluate_policy
+from ..nets import ActorCritic
 from ..returns import vtrace
-from .base import RunConfig, evaluate_if_due
+from ..rollout import RolloutStorage, collect_rollout
+from .base import ReturnConfig
 from .impala_actors import ACTOR_BACKENDS, check_backend, make_actor_pool
-from .ppo import CONFIRM_EPISODES, ActorCritic
 
-__all__ = ["IMPALAConfig", "Unroll", "UnrollActor", "LaggedWeights", "vtrace_loss", "train", "BENCHMARKS"]
+__all__ = ["IMPALAConfig", "Unroll", "UnrollActor", "LaggedWeights", "vtrace_loss", "build_networks", "train",
+           "BENCHMARKS"]
 
 # After a greedy check that did not confirm the target, wait this many steps before the next one.
 CONFIRM_INTERVAL = 10_000
 
 
 @dataclass
-class IMPALAConfig(RunConfig):
+class IMPALAConfig(ReturnConfig):
     """IMPALA's hyper-parameters. Defaults are tuned for CartPole-v1 on a 2-core CPU."""
 
     total_steps: int = option(500_000, "environment frames for the learner to consume", low=1)
@@ -96,14 +99,6 @@ class IMPALAConfig(RunConfig):
     hidden_size: int = option(64, "units per hidden layer (policy and value)", low=1)
     hidden_layers: int = option(2, "hidden layers (policy and value)", low=1)
     activation: str = option("tanh", "hidden activation", choices=("tanh", "relu", "silu", "elu"))
-    eval_episodes: int = option(20, "greedy evaluation episodes at the end", low=1)
-    eval_every: int = option(0, "also evaluate greedily every this many steps, for the curves (0: only at the end)",
-                             low=0)
-    target_return: float | None = option(None, "return that counts as solved, by the moving-average training "
-                                               "return or a periodic greedy evaluation (the time and steps to "
-                                               "reach it are reported)")
-    stop_at_target: bool = option(False, "stop once target_return is reached and a greedy evaluation on 100 "
-                                         "fresh episodes confirms it")
     checkpoint_every: int = option(100_000, "checkpoint every this many steps (and at the end)", low=1)
     actor_timeout: float = option(60.0, "seconds the learner waits on an actor that sends nothing before "
                                         "restarting it (a starting actor gets at least 120 s)", low=0.0,
@@ -115,8 +110,6 @@ class IMPALAConfig(RunConfig):
         if self.c_bar > self.rho_bar:
             raise ConfigError(f"c_bar = {self.c_bar} must not exceed rho_bar = {self.rho_bar}; accepted: "
                               "c_bar <= rho_bar")
-        if self.stop_at_target and self.target_return is None:
-            raise ConfigError("stop_at_target needs a target_return")
         if self.ray_address is not None and self.backend != "ray":
             raise ConfigError(f"ray_address is used by backend ray only; accepted: --backend ray with "
                               f"--ray-address, or no --ray-address (backend is {self.backend!r})")
@@ -176,11 +169,10 @@ class UnrollActor:
         self.actor_id = actor_id
         self.unroll_length = cfg.unroll_length
         self.envs = make_vector_env(cfg.env, cfg.envs_per_actor, seed=seed, backend=cfg.env_backend)
-        self.policy = ActorCritic(self.envs.spaces, cfg.hidden_size, cfg.hidden_layers, cfg.activation)
+        self.policy = build_networks(cfg, self.envs.spaces)["agent"]
         self.policy_version = -1
         self.obs = self.envs.reset()
-        self.running_return = torch.zeros(cfg.envs_per_actor)
-        self.running_length = torch.zeros(cfg.envs_per_actor, dtype=torch.long)
+        self.episodes = EpisodeTracker(cfg.envs_per_actor, torch.device("cpu"), window=1)
 
     def load_weights(self, flat: torch.Tensor, version: int) -> None:
         """Install the learner's weights (a flat vector, as :func:`flat_weights` makes them)."""
@@ -189,35 +181,12 @@ class UnrollActor:
 
     @torch.no_grad()
     def unroll(self) -> Unroll:
-        n, E = self.unroll_length, self.envs.num_envs
-        obs = torch.zeros((n, E, *self.obs.shape[1:]))
-        final_obs = torch.zeros_like(obs)
-        actions, log_probs = [], torch.zeros(n, E)
-        rewards = torch.zeros(n, E)
-        terminated = torch.zeros(n, E, dtype=torch.bool)
-        truncated = torch.zeros(n, E, dtype=torch.bool)
-        episode_returns: list[float] = []
-        episode_lengths: list[int] = []
-        for t in range(n):
-            obs[t] = self.obs
-            dist = self.policy.dist(self.obs)
-            action = dist.sample()
-            actions.append(action)
-            log_probs[t] = dist.log_prob(action)
-            step = self.envs.step(self.policy.env_action(action))
-            rewards[t], terminated[t], truncated[t], final_obs[t] = (step.reward, step.terminated, step.truncated,
-                                                                      step.final_obs)
-            self.running_return += step.reward
-            self.running_length += 1
-            done = step.terminated | step.truncated
-            if done.any():
-                episode_returns += self.running_return[done].tolist()
-                episode_lengths += self.running_length[done].tolist()
-                self.running_return[done] = 0.0
-                self.running_length[done] = 0
-            self.obs = step.obs
-        return Unroll(obs, torch.stack(actions), log_probs, rewards, terminated, truncated, final_obs,
-                      self.policy_version, self.actor_id, episode_returns, episode_lengths)
+        # Fresh tensors each time: the unroll is sent away while the next one is collected.
+        rollout, self.obs = collect_rollout(self.envs, self.policy, self.obs, self.unroll_length, values=False,
+                                            episodes=self.episodes)
+        returns, lengths = self.episodes.drain(with_lengths=True)
+        return Unroll(rollout.obs, rollout.actions, rollout.log_probs, rollout.rewards, rollout.terminated,
+                      rollout.truncated, rollout.final_obs, self.policy_version, self.actor_id, returns, lengths)
 
     def close(self) -> None:
         self.envs.close()
@@ -326,6 +295,22 @@ def stack_unrolls(unrolls: list[Unroll], device: torch.device) -> dict[str, torc
 
 
 # --------------------------------------------------------------------------- training
+def build_networks(cfg: IMPALAConfig, spaces: SpaceInfo | None = None) -> dict[str, nn.Module]:
+    """IMPALA's network (the learner's, and each actor's copy): ``{"agent": ActorCritic}``."""
+    spaces = spaces if spaces is not None else env_spaces(cfg.env, cfg.env_backend)
+    return {"agent": ActorCritic(spaces, cfg.hidden_size, cfg.hidden_layers, cfg.activation)}
+
+
+@dataclasses.dataclass
+class IMPALACounters(Counters):
+    """Besides the shared counters (``time_acting`` is the learner's time waiting for unrolls):
+    actor restarts, and the sum and count of policy lags (for their mean)."""
+
+    actor_restarts: int = 0
+    lag_sum: int = 0
+    lag_count: int = 0
+
+
 def train(
     config: IMPALAConfig | None = None,
     out: str | None = None,
@@ -337,14 +322,7 @@ def train(
 ) -> dict[str, Any]:
     """Train IMPALA; returns the summary (also written to ``out/summary.json``).
 
-    Args:
-      config: hyper-parameters (defaults: :class:`IMPALAConfig()`).
-      out: run directory for ``metrics.jsonl``, ``checkpoint.pt`` and ``summary.json``;
-        None keeps everything in memory.
-      resume: continue the run checkpointed in ``out`` (with fresh actors).
-      overwrite: replace a run already in ``out``.
-      progress: show a progress bar.
-      callback: called with every metrics row (e.g. a :class:`~course_lib.core.LiveCurve`).
+    Args: as :func:`course_lib.agents.ppo.train`; a resumed run starts fresh actors.
 
     Each metrics row (one per update) holds ``step`` (environment frames the learner has
     consumed), ``update``, ``episode_return``/``episode_length`` (moving average over the
@@ -352,46 +330,28 @@ def train(
     ``eval_every``), the loss terms and diagnostics of :func:`vtrace_loss`, ``policy_lag``
     and ``policy_lag_max`` (in learner updates, over the batch's unrolls), ``actor_restarts``
     and ``steps_per_second`` (the learner's frames per second). The summary adds
-    ``actor_restarts``, ``mean_policy_lag``, ``updates``, ``backend`` and ``actors``; its
-    ``time_acting`` is the time the learner waited for unrolls.
+    ``actor_restarts``, ``mean_policy_lag``, ``backend`` and ``actors``; its ``time_acting``
+    is the time the learner waited for unrolls.
     """
     cfg = config if config is not None else IMPALAConfig()
-    run = Run(out, "impala", cfg, resume=resume, overwrite=overwrite)
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed, cfg.deterministic)
-
-    spaces = _spaces(cfg)
-    agent = ActorCritic(spaces, cfg.hidden_size, cfg.hidden_layers, cfg.activation).to(device)
+    run = Run(out, "impala", cfg, resume=resume, overwrite=overwrite, progress=progress, callback=callback)
+    device = run.device
+    agent = build_networks(cfg)["agent"].to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
     episodes = EpisodeTracker(0, device)
     lagged = LaggedWeights(cfg.policy_lag)
-    # time_acting is the learner's time waiting for unrolls (the actors act elsewhere).
-    counters = dict(step=0, update=0, evals=0, time_acting=0.0, time_learning=0.0, time_evaluating=0.0,
-                    time_to_target=None, steps_to_target=None, last_eval=None, next_confirm=0, actor_restarts=0,
-                    lag_sum=0, lag_count=0)
-    if run.restored is not None:
-        saved = run.restored
-        agent.load_state_dict(saved["agent"])
-        optimizer.load_state_dict(saved["optimizer"])
-        episodes.load_state_dict(saved["episodes"])
-        lagged.load_state_dict(saved["lagged"])
-        counters.update(saved["counters"])
-    else:
+    counters = IMPALACounters()
+    clock = Stopwatch(counters, device)
+    target = TargetTracker(cfg, counters, run.elapsed, episodes=episodes, confirm_every=CONFIRM_INTERVAL,
+                           evaluate=lambda n, seed: evaluate_policy(agent.greedy, cfg.env, episodes=n, seed=seed,
+                                                                    device=device, backend=cfg.env_backend))
+    if run.restore(agent=agent, optimizer=optimizer, episodes=episodes, lagged=lagged, counters=counters,
+                   target=target) is None:
         lagged.push(flat_weights(agent), 0)
-    run.restore_rng()
-
-    def checkpoint_state() -> dict[str, Any]:
-        return {"agent": agent.state_dict(), "optimizer": optimizer.state_dict(), "episodes": episodes.state_dict(),
-                "lagged": lagged.state_dict(), "counters": dict(counters)}
-
-    def evaluate(episodes_n: int, seed: int) -> list[float]:
-        return evaluate_policy(agent.greedy, cfg.env, episodes=episodes_n, seed=seed, device=device,
-                               backend=cfg.env_backend)
-
     # Actors get their own environment seeds, different in every resumed session.
     make_actor = partial(_make_actor, cfg.to_dict(), cfg.seed + 100_003 * run.resumes)
     num_updates = max(1, cfg.total_steps // cfg.batch_frames)
-    restarts_before = counters["actor_restarts"]
+    restarts_before = counters.actor_restarts
     # On a CPU the cores are the actors'; one learner thread also avoids OpenMP's spinning
     # when processes outnumber cores.
     threads = torch.get_num_threads()
@@ -402,128 +362,76 @@ def train(
         pool = make_actor_pool(cfg.backend, make_actor, cfg.actors, queue=cfg.actor_queue,
                                timeout=cfg.actor_timeout, max_restarts=cfg.max_actor_restarts,
                                ray_address=cfg.ray_address)
-        with run:
-            pool.publish(*lagged.published())
-            bar = ProgressBar(num_updates * cfg.batch_frames, f"impala {cfg.env}", initial=counters["step"],
-                              enabled=progress)
-            loop_start, steps_at_start = time.perf_counter(), counters["step"]
-            while counters["update"] < num_updates:
-                frac = 1.0 - counters["update"] / num_updates
-                lr = cfg.learning_rate * (frac if cfg.anneal_lr else 1.0)
+        pool.publish(*lagged.published())
+        with run.loop(num_updates * cfg.batch_frames, counters, f"impala {cfg.env}"):
+            while counters.iteration < num_updates:
+                lr = cfg.learning_rate * ((1.0 - counters.iteration / num_updates) if cfg.anneal_lr else 1.0)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                previous_step = counters.step
 
-                # 1. Wait for a batch of unrolls from whichever actors are ready.
-                t0 = time.perf_counter()
-                unrolls = pool.get(cfg.batch_unrolls)
-                counters["actor_restarts"] = restarts_before + pool.restarts
-                t1 = time.perf_counter()
+                with clock("acting"):
+                    # 1. Wait for a batch of unrolls from whichever actors are ready.
+                    unrolls = pool.get(cfg.batch_unrolls)
+                    counters.actor_restarts = restarts_before + pool.restarts
 
-                # 2. V-trace loss under the current policy pi; one gradient step.
-                batch = stack_unrolls(unrolls, device)
-                T, B = batch["rewards"].shape
-                both = torch.cat([batch["obs"], batch["final_obs"]]).flatten(0, 1)
-                values, next_values = agent.value(both).view(2, T, B)
-                dist = agent.dist(batch["obs"].flatten(0, 1))
-                log_probs = dist.log_prob(batch["actions"].flatten(0, 1)).view(T, B)
-                loss, stats = vtrace_loss(
-                    log_probs, dist.entropy().view(T, B), values, next_values, batch["behaviour_log_probs"],
-                    batch["rewards"] * cfg.reward_scale, batch["terminated"], batch["truncated"], gamma=cfg.gamma,
-                    rho_bar=cfg.rho_bar, c_bar=cfg.c_bar, correct=cfg.vtrace, value_coef=cfg.value_coef,
-                    entropy_coef=cfg.entropy_coef,
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                # Policy lag: updates between the weights that acted and those that just learned.
-                lags = [counters["update"] - u.policy_version for u in unrolls]
-                counters["lag_sum"] += sum(lags)
-                counters["lag_count"] += len(lags)
-                counters["update"] += 1
-                counters["step"] += T * B
+                with clock("learning"):
+                    # 2. V-trace loss under the current policy pi; one gradient step.
+                    batch = stack_unrolls(unrolls, device)
+                    T, B = batch["rewards"].shape
+                    both = torch.cat([batch["obs"], batch["final_obs"]]).flatten(0, 1)
+                    values, next_values = agent.value(both).view(2, T, B)
+                    dist = agent.dist(batch["obs"].flatten(0, 1))
+                    log_probs = dist.log_prob(batch["actions"].flatten(0, 1)).view(T, B)
+                    loss, stats = vtrace_loss(
+                        log_probs, dist.entropy().view(T, B), values, next_values, batch["behaviour_log_probs"],
+                        batch["rewards"] * cfg.reward_scale, batch["terminated"], batch["truncated"],
+                        gamma=cfg.gamma, rho_bar=cfg.rho_bar, c_bar=cfg.c_bar, correct=cfg.vtrace,
+                        value_coef=cfg.value_coef, entropy_coef=cfg.entropy_coef)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    # Policy lag: updates between the weights that acted and those that just learned.
+                    lags = [counters.iteration - u.policy_version for u in unrolls]
+                    counters.lag_sum += sum(lags)
+                    counters.lag_count += len(lags)
+                    counters.iteration += 1
+                    counters.updates += 1
+                    counters.step += T * B
+                    # 3. Publish the new weights (or, with policy_lag, those of policy_lag updates ago).
+                    lagged.push(flat_weights(agent), counters.iteration)
+                    pool.publish(*lagged.published())
 
-                # 3. Publish the new weights (or, with policy_lag, those of policy_lag updates ago).
-                lagged.push(flat_weights(agent), counters["update"])
-                pool.publish(*lagged.published())
-                t2 = time.perf_counter()
-                counters["time_acting"] += t1 - t0
-                counters["time_learning"] += t2 - t1
-
-                # 4. Bookkeeping as in PPO: optional greedy evaluation, target check, log, checkpoint.
-                #    The target counts as met when the moving-average training return or a
-                #    periodic greedy evaluation reaches it; stopping needs a greedy check on
-                #    many fresh episodes to agree.
+                # 4. As in PPO: the target (confirmed greedily), periodic evaluations, log, checkpoint.
                 for u in unrolls:
                     episodes.record(u.episode_returns, u.episode_lengths)
-                evals_before = counters["evals"]
-                evaluate_if_due(cfg, counters, evaluate)
-                evaluated_now = counters["evals"] > evals_before
-                at_target = cfg.target_return is not None and (
-                    (len(episodes.recent_returns) == episodes.recent_returns.maxlen
-                     and episodes.mean_return() >= cfg.target_return)
-                    or (evaluated_now and counters["last_eval"] >= cfg.target_return))
-                if at_target and counters["time_to_target"] is None:
-                    counters["time_to_target"] = run.elapsed()
-                    counters["steps_to_target"] = counters["step"]
-                reached = False
-                if at_target and cfg.stop_at_target and counters["step"] >= counters["next_confirm"]:
-                    t_check = time.perf_counter()
-                    returns = evaluate(CONFIRM_EPISODES, seed=cfg.seed + 104_729 + counters["update"])
-                    counters["time_evaluating"] += time.perf_counter() - t_check
-                    reached = sum(returns) / len(returns) >= cfg.target_return
-                    counters["next_confirm"] = counters["step"] + CONFIRM_INTERVAL
-
-                row = {
-                    "step": counters["step"], "update": counters["update"], "wall_time": run.elapsed(),
-                    "episode_return": episodes.mean_return(), "episode_length": episodes.mean_length(),
-                    "episodes": episodes.episodes, "eval_return": counters["last_eval"], "lr": lr,
-                    **{k: v.item() for k, v in stats.items()},
-                    "policy_lag": sum(lags) / len(lags), "policy_lag_max": max(lags),
-                    "actor_restarts": counters["actor_restarts"],
-                    "steps_per_second": (counters["step"] - steps_at_start) / (time.perf_counter() - loop_start),
-                }
-                run.log(row)
-                if callback is not None:
-                    callback(row)
-                bar.update(counters["step"], ret=row["episode_return"], eval=counters["last_eval"],
-                           lag=row["policy_lag"], restarts=counters["actor_restarts"] or None)
-
-                if (counters["step"] // cfg.checkpoint_every > (counters["step"] - T * B) // cfg.checkpoint_every
-                        or reached):
-                    run.save(checkpoint_state())
-                run.stop_if_interrupted(checkpoint_state, counters["step"])
+                reached = target.update(previous_step)
+                row = {"step": counters.step, "update": counters.iteration, "wall_time": run.elapsed(),
+                       "episode_return": episodes.mean_return(), "episode_length": episodes.mean_length(),
+                       "episodes": episodes.episodes, "eval_return": target.last_eval, "lr": lr,
+                       **{k: v.item() for k, v in stats.items()},
+                       "policy_lag": sum(lags) / len(lags), "policy_lag_max": max(lags),
+                       "actor_restarts": counters.actor_restarts,
+                       "steps_per_second": run.steps_per_second()}
+                run.end_iteration(counters.step, previous_step, row, checkpoint=reached,
+                                  postfix={"ret": row["episode_return"], "eval": target.last_eval,
+                                           "lag": row["policy_lag"], "restarts": counters.actor_restarts or None})
                 if reached:
                     break
-            bar.close()
-            train_seconds = time.perf_counter() - loop_start
-            pool.close()  # free the cores for the evaluation
+        pool.close()  # free the cores for the evaluation
 
-            # Final evaluation: greedy policy, fresh seeds, one episode per environment.
-            t_eval = time.perf_counter()
-            eval_returns = evaluate(cfg.eval_episodes, seed=cfg.seed)
-            counters["time_evaluating"] += time.perf_counter() - t_eval
-            run.save(checkpoint_state())
-            summary = run.standard_summary(cfg, counters, episodes, eval_returns, counters["step"] - steps_at_start,
-                                           train_seconds, device)
-            return run.finish({
-                **summary, "updates": counters["update"], "backend": cfg.backend, "actors": cfg.actors,
-                "actor_restarts": counters["actor_restarts"],
-                "mean_policy_lag": counters["lag_sum"] / max(1, counters["lag_count"]),
-            })
+        # Final evaluation: greedy policy, fresh seeds, one episode per environment.
+        eval_returns = target.evaluate(cfg.eval_episodes, cfg.seed)
+        run.save()
+        return run.finish(run.summary(
+            counters, episodes=episodes, eval_returns=eval_returns, target=target, backend=cfg.backend,
+            actors=cfg.actors, actor_restarts=counters.actor_restarts,
+            mean_policy_lag=counters.lag_sum / max(1, counters.lag_count)))
     finally:
         if pool is not None:
             pool.close()
         torch.set_num_threads(threads)
-
-
-def _spaces(cfg: IMPALAConfig) -> SpaceInfo:
-    """The environment's observation and action spaces (from a throwaway copy)."""
-    env = make_vector_env(cfg.env, 1, seed=cfg.seed, backend=cfg.env_backend)
-    try:
-        return env.spaces
-    finally:
-        env.close()
 
 
 def _make_actor(config: dict[str, Any], base_seed: int, actor_id: int, incarnation: int) -> UnrollActor:

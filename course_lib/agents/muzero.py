@@ -39,8 +39,8 @@ option as AlphaZero's (:func:`~course_lib.search.gumbel_policy`).
 """
 from __future__ import annotations
 
+import functools
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -48,8 +48,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..core import ConfigError, ProgressBar, Run, option, resolve_device, seed_everything
-from ..core.run import to_cpu
+from ..core import ConfigError, EpisodeTracker, Run, option
+from ..core.loop import Counters, MeanStats, Stopwatch, TargetTracker, crossed
 from ..envs import make_vector_env
 from ..evaluation import evaluate_policy
 from ..games import GAMES as BOARD_GAMES
@@ -58,15 +58,17 @@ from ..games.players import PerfectPlayer, RandomPlayer, evaluate_players
 from ..nets import mlp
 from ..search import (RecurrentOutput, RootOutput, dirichlet_noise, gumbel_noise, gumbel_policy, root_value,
                       sample_action, search, search_move, visit_policy)
-from .base import RunConfig
+from ..replay import SequenceReplay
+from .base import ReturnConfig
 
 __all__ = ["MuZeroConfig", "MuZeroNet", "scale_value", "unscale_value", "to_support", "from_support",
            "n_step_value_targets", "muzero_loss", "latent_root", "latent_recurrent_fn", "MuZeroSearchPlayer",
-           "augment_unrolls", "train", "BENCHMARKS"]
+           "replay_fields", "unroll_batch", "augment_unrolls", "build_networks", "evaluate_muzero", "train",
+           "BENCHMARKS"]
 
 
 @dataclass
-class MuZeroConfig(RunConfig):
+class MuZeroConfig(ReturnConfig):
     """MuZero's hyper-parameters. Defaults: CartPole-v1 on the batched tensor env."""
 
     env: str = option("CartPole-v1", "CartPole-v1 (single agent) or a board game: " + ", ".join(BOARD_GAMES))
@@ -75,7 +77,8 @@ class MuZeroConfig(RunConfig):
     total_steps: int = option(100_000, "environment steps (board games: moves) to train for", low=1)
     num_envs: int = option(16, "environments (or self-play games) played at once", low=1)
     num_simulations: int = option(32, "MCTS simulations per move", low=1)
-    discount: float = option(0.997, "γ (single agent; board games use -1 between the players)", low=0.0, high=1.0)
+    gamma: float = option(0.997, "discount γ (single agent; board games use -1 between the players)", low=0.0,
+                          high=1.0)
     td_steps: int = option(50, "n of the n-step value targets", low=1)
     unroll_steps: int = option(5, "K, model steps unrolled in training", low=1)
     latent_size: int = option(64, "size of the latent state", low=1)
@@ -92,8 +95,9 @@ class MuZeroConfig(RunConfig):
     max_grad_norm: float = option(5.0, "gradient-norm clip", low=0.0, low_open=True)
     dirichlet_alpha: float = option(0.25, "Dirichlet α of the root noise", low=0.0, low_open=True)
     noise_fraction: float = option(0.25, "weight of the root noise", low=0.0, high=1.0)
-    temperatures: str = option("1.0,0.5,0.25", "visit-count temperatures for the first half, the third quarter "
-                                               "and the last quarter of training")
+    temperatures: tuple[float, ...] = option((1.0, 0.5, 0.25), "visit-count temperatures for the first half, "
+                                                               "the third quarter and the last quarter of training",
+                                             low=0.0)
     augment: bool = option(True, "board games: turn each sampled unroll (observation, actions, policies) by a "
                                  "random symmetry of the board")
     selection: str = option("puct", "search: puct (MuZero) or gumbel (Gumbel MuZero: Gumbel noise and sequential "
@@ -106,25 +110,28 @@ class MuZeroConfig(RunConfig):
     eval_episodes: int = option(20, "greedy evaluation episodes at the end (board games: games per side "
                                     "against each reference player)", low=1)
     eval_every: int = option(10_000, "also evaluate every this many steps (0: only at the end)", low=0)
-    target_return: float | None = option(475.0, "single agent: stop once a periodic evaluation reaches it")
+    target_return: float | None = option(475.0, "single agent: the return that counts as solved (judged on the "
+                                                "periodic greedy searches when eval_every > 0)")
+    stop_at_target: bool = option(True, "single agent: stop once target_return is reached (no target: never)")
     log_every: int = option(2_000, "write a metrics row every this many steps", low=1)
     checkpoint_every: int = option(20_000, "checkpoint every this many steps (and at the end)", low=1)
 
+    def check_env(self) -> None:
+        if self.env not in BOARD_GAMES:
+            super().check_env()
+
     def validate(self) -> None:
-        if self.env in BOARD_GAMES:
-            self.validate_device()
-        else:
-            super().validate()
-        try:
-            temps = [float(t) for t in self.temperatures.split(",")]
-        except ValueError:
-            temps = []
-        if len(temps) != 3 or min(temps) < 0:
-            raise ConfigError(f"temperatures = {self.temperatures!r}; accepted: three comma-separated numbers >= 0")
+        super().validate()
+        if len(self.temperatures) != 3:
+            raise ConfigError(f"MuZeroConfig.temperatures = {self.temperatures!r}; accepted: three numbers >= 0")
 
     @property
     def board_game(self) -> bool:
         return self.env in BOARD_GAMES
+
+
+MuZeroConfig.renamed = {"discount": "gamma"}
+MuZeroConfig.stop_needs_target = False
 
 
 MuZeroConfig.presets = {
@@ -136,7 +143,7 @@ MuZeroConfig.presets = {
     "tictactoe": {"env": "tictactoe", "total_steps": 150_000, "num_envs": 128, "num_simulations": 64,
                   "hidden_size": 512, "td_steps": 10, "unroll_steps": 5, "value_support": 1, "reward_support": 1,
                   "updates_per_iteration": 16, "value_coef": 1.0, "learning_starts": 2_000, "replay_size": 50_000,
-                  "dirichlet_alpha": 1.0, "temperatures": "1.0,1.0,1.0", "temperature_moves": 4, "eval_every": 0,
+                  "dirichlet_alpha": 1.0, "temperatures": (1.0, 1.0, 1.0), "temperature_moves": 4, "eval_every": 0,
                   "eval_episodes": 100, "target_return": None},
 }
 
@@ -367,7 +374,7 @@ class _SingleAgent:
         self.num_actions = self.env.spaces.num_actions
         self.obs_dim = math.prod(self.env.spaces.obs_shape)
         self.obs = self.env.reset()
-        self.discount, self.qtransform = cfg.discount, "minmax"
+        self.discount, self.qtransform = cfg.gamma, "minmax"
         self.max_length = 10_000
 
     def observe(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -416,70 +423,41 @@ class _SelfPlay:
 
 
 # --------------------------------------------------------------------------- replay
-class GameReplay:
-    """Finished episodes, position after position, with their training targets.
+def replay_fields(obs_dim: int, num_actions: int) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """What MuZero keeps of every played position (a :class:`~course_lib.replay.SequenceReplay` step):
+    the observation, the action taken, the reward it brought, the n-step value target and the search policy."""
+    return {"obs": ((obs_dim,), torch.float32), "action": ((), torch.long), "reward": ((), torch.float32),
+            "value_target": ((), torch.float32), "policy": ((num_actions,), torch.float32)}
 
-    Positions of one episode are contiguous; ``end[i]`` is one past the last position of
-    ``i``'s episode and ``absorbing[i]`` says whether it terminated (then values and rewards
-    past its end are 0) or was cut (then nothing past its end is trained on). The buffer
-    keeps everything it is given (``capacity`` = the run's step budget plus one episode per
-    environment); sampling draws from the latest ``window`` positions.
+
+def unroll_batch(replay: SequenceReplay, batch: int, unroll: int, window: int,
+                 generator: torch.Generator | None = None):
+    """Targets for ``batch`` positions and the K = ``unroll`` steps after each (see :func:`muzero_loss`).
+
+    A window of K + 1 steps from each sampled position ``t``: past the end of its episode the
+    value target is 0 (and trained on only if the episode terminated: an absorbing state is
+    worth 0, a cut episode's future is unknown), the reward of the step into it 0, the policy
+    target empty, and the action random (the model still unrolls).
+
+    Returns:
+      ``obs [B, obs_dim]``, ``actions [B, K]``, ``value [B, K+1]``, ``reward [B, K+1]`` (``reward[:, k]``
+      is the reward of the step from ``t+k-1`` to ``t+k``, 0 for k = 0), ``policy [B, K+1, A]``,
+      ``value_mask [B, K+1]``, ``policy_mask [B, K+1]``.
     """
-
-    def __init__(self, capacity: int, obs_dim: int, num_actions: int, device: torch.device):
-        self.capacity, self.size = capacity, 0
-        self.obs = torch.zeros(capacity, obs_dim, device=device)
-        self.action = torch.zeros(capacity, dtype=torch.long, device=device)
-        self.reward = torch.zeros(capacity, device=device)
-        self.value_target = torch.zeros(capacity, device=device)
-        self.policy = torch.zeros(capacity, num_actions, device=device)
-        self.end = torch.zeros(capacity, dtype=torch.long, device=device)
-        self.absorbing = torch.zeros(capacity, dtype=torch.bool, device=device)
-
-    def add_episode(self, obs, action, reward, value_target, policy, terminated: bool) -> None:
-        n = obs.shape[0]
-        if self.size + n > self.capacity:
-            raise RuntimeError("replay buffer full")   # sized for the whole run; not reached
-        sl = slice(self.size, self.size + n)
-        self.obs[sl], self.action[sl], self.reward[sl] = obs, action, reward
-        self.value_target[sl], self.policy[sl] = value_target, policy
-        self.end[sl] = self.size + n
-        self.absorbing[sl] = terminated
-        self.size += n
-
-    def sample(self, batch: int, unroll: int, window: int, generator: torch.Generator | None = None):
-        """Targets for ``batch`` positions and the K = ``unroll`` steps after each (see :func:`muzero_loss`)."""
-        device = self.obs.device
-        low = max(0, self.size - window)
-        t = torch.randint(low, self.size, (batch,), device=device, generator=generator)
-        k = torch.arange(unroll + 1, device=device)
-        idx = t.unsqueeze(1) + k                                            # [B, K+1]
-        end = self.end[t].unsqueeze(1)
-        inside = idx < end
-        safe = idx.clamp(max=self.size - 1)
-        absorbing = self.absorbing[t].unsqueeze(1)
-        value = torch.where(inside, self.value_target[safe], 0.0)
-        prev_inside = (idx - 1) < end
-        reward = torch.where(prev_inside & (k > 0), self.reward[(idx - 1).clamp(min=0, max=self.size - 1)], 0.0)
-        value_mask = (inside | absorbing).float()
-        policy = torch.where(inside.unsqueeze(-1), self.policy[safe], 0.0)
-        random_actions = torch.randint(self.policy.shape[1], (batch, unroll), device=device, generator=generator)
-        actions = torch.where(inside[:, :unroll], self.action[safe[:, :unroll]], random_actions)
-        return self.obs[t], actions, value, reward, policy, value_mask, inside.float()
-
-    def state_dict(self) -> dict:
-        n = self.size
-        return {"size": n, **{name: getattr(self, name)[:n] for name in
-                              ("obs", "action", "reward", "value_target", "policy", "end", "absorbing")}}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        n = self.size = state["size"]
-        for name in ("obs", "action", "reward", "value_target", "policy", "end", "absorbing"):
-            getattr(self, name)[:n] = state[name].to(self.obs.device)
+    w = replay.sample(batch, unroll + 1, window, generator)
+    inside = w["mask"]
+    value = torch.where(inside, w["value_target"], 0.0)
+    reward = torch.zeros_like(value)
+    reward[:, 1:] = torch.where(inside[:, :unroll], w["reward"][:, :unroll], 0.0)
+    value_mask = (inside | w["terminal"].unsqueeze(1)).float()
+    policy = torch.where(inside.unsqueeze(-1), w["policy"], 0.0)
+    random_actions = torch.randint(w["policy"].shape[-1], (batch, unroll), device=value.device, generator=generator)
+    actions = torch.where(inside[:, :unroll], w["action"][:, :unroll], random_actions)
+    return w["obs"][:, 0], actions, value, reward, policy, value_mask, inside.float()
 
 
 def augment_unrolls(game: BoardGame, obs, actions, value, reward, policy, value_mask, policy_mask):
-    """A :meth:`GameReplay.sample` batch with each unroll turned by a random symmetry of the board.
+    """An :func:`unroll_batch` with each unroll turned by a random symmetry of the board.
 
     The observation's planes, the actions along the unroll and the policy targets turn
     together; values and rewards do not change when the board turns, so the model learns
@@ -491,6 +469,43 @@ def augment_unrolls(game: BoardGame, obs, actions, value, reward, policy, value_
 
 
 # --------------------------------------------------------------------------- training
+def evaluate_muzero(cfg: MuZeroConfig, net: MuZeroNet, env: Any, n: int, seed: int) -> Any:
+    """The search without noise (the most visited move, or Gumbel's survivor) on ``n`` fresh episodes
+    (a list of returns), or for a board game ``n`` games per side against the reference players."""
+    net.eval()
+    device = next(net.parameters()).device
+    if cfg.board_game:
+        game = env.game
+        player = MuZeroSearchPlayer(game, net, cfg.num_simulations, cfg.selection, cfg.max_considered)
+        opponents = {"random": RandomPlayer(game, seed)}
+        if game.name == "tictactoe":
+            opponents = {"perfect": PerfectPlayer(game, seed), **opponents}
+        return {name: {"search": evaluate_players(game, player, opp, n, seed=seed, device=device)}
+                for name, opp in opponents.items()}
+
+    def greedy_search(obs: torch.Tensor) -> torch.Tensor:
+        legal = torch.ones(obs.shape[0], env.num_actions, dtype=torch.bool, device=obs.device)
+        tree = _model_search(net, obs.flatten(1).float(), legal, cfg.num_simulations, env.discount, env.qtransform,
+                             selection=cfg.selection, max_considered=cfg.max_considered)
+        return search_move(tree)
+
+    return evaluate_policy(greedy_search, cfg.env, episodes=n, seed=seed, device=device, backend=cfg.env_backend)
+
+
+def _env(cfg: MuZeroConfig, device: torch.device):
+    return _SelfPlay(cfg, device) if cfg.board_game else _SingleAgent(cfg, device)
+
+
+def build_networks(cfg: MuZeroConfig, obs_dim: int | None = None, num_actions: int | None = None
+                   ) -> dict[str, nn.Module]:
+    """MuZero's h, g and f in one module: ``{"net": MuZeroNet}`` (sizes from ``cfg.env`` unless given)."""
+    if obs_dim is None or num_actions is None:
+        env = _env(cfg, torch.device("cpu"))
+        obs_dim, num_actions = env.obs_dim, env.num_actions
+    return {"net": MuZeroNet(obs_dim, num_actions, cfg.latent_size, cfg.hidden_size, cfg.value_support,
+                             cfg.reward_support)}
+
+
 def train(
     config: MuZeroConfig | None = None,
     out: str | None = None,
@@ -504,65 +519,39 @@ def train(
 
     Single-agent envs report ``eval_return`` (greedy search, ``eval_episodes`` fresh
     episodes); board games report ``evaluation``: wins/draws/losses of the search against
-    the reference players from both sides. Args: as the other agents' ``train``.
+    the reference players from both sides. Args: as :func:`course_lib.agents.ppo.train`.
     """
     cfg = config if config is not None else MuZeroConfig()
-    run = Run(out, "muzero", cfg, resume=resume, overwrite=overwrite)
-    device = resolve_device(cfg.device)
-    seed_everything(cfg.seed, cfg.deterministic)
-    env = _SelfPlay(cfg, device) if cfg.board_game else _SingleAgent(cfg, device)
+    run = Run(out, "muzero", cfg, resume=resume, overwrite=overwrite, progress=progress, callback=callback)
+    device = run.device
+    env = _env(cfg, device)
     N, A = cfg.num_envs, env.num_actions
-    net = MuZeroNet(env.obs_dim, A, cfg.latent_size, cfg.hidden_size, cfg.value_support, cfg.reward_support).to(device)
+    net = build_networks(cfg, env.obs_dim, A)["net"].to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    replay = GameReplay(cfg.total_steps + N * (env.max_length + 1), env.obs_dim, A, device)
+    replay = SequenceReplay(cfg.total_steps + N * (env.max_length + 1), replay_fields(env.obs_dim, A), device)
     L = env.max_length + 1
     # The episode each environment is playing: observations, actions, rewards, search values and policies.
-    ep_obs = torch.zeros(N, L, env.obs_dim, device=device)
-    ep_action = torch.zeros(N, L, dtype=torch.long, device=device)
-    ep_reward = torch.zeros(N, L, device=device)
-    ep_value = torch.zeros(N, L, device=device)
-    ep_policy = torch.zeros(N, L, A, device=device)
-    ep_len = torch.zeros(N, dtype=torch.long, device=device)
-    temps = [float(t) for t in cfg.temperatures.split(",")]
-    counters = dict(step=0, iteration=0, updates=0, episodes=0, evals=0, time_acting=0.0, time_learning=0.0,
-                    time_evaluating=0.0, time_to_target=None, steps_to_target=None, last_eval=None,
-                    recent_returns=[], stopped=False)
-    if run.restored is not None:
-        saved = run.restored
-        net.load_state_dict(saved["net"])
-        optimizer.load_state_dict(saved["optimizer"])
-        replay.load_state_dict(saved["replay"])
-        env.load_state_dict(saved["env"])
-        for name, t in (("obs", ep_obs), ("action", ep_action), ("reward", ep_reward), ("value", ep_value),
-                        ("policy", ep_policy), ("len", ep_len)):
-            t.copy_(saved["episodes"][name])
-        counters.update(saved["counters"])
-    run.restore_rng()
+    playing = {"obs": torch.zeros(N, L, env.obs_dim, device=device),
+               "action": torch.zeros(N, L, dtype=torch.long, device=device),
+               "reward": torch.zeros(N, L, device=device), "value": torch.zeros(N, L, device=device),
+               "policy": torch.zeros(N, L, A, device=device), "len": torch.zeros(N, dtype=torch.long, device=device)}
+    ep_len = playing["len"]
+    episodes = EpisodeTracker(0, device)
+    counters, stats = Counters(), MeanStats(device)
+    clock = Stopwatch(counters, device)
 
-    def checkpoint_state() -> dict[str, Any]:
-        return {"net": net.state_dict(), "optimizer": optimizer.state_dict(), "replay": to_cpu(replay.state_dict()),
-                "env": to_cpu(env.state_dict()), "counters": dict(counters),
-                "episodes": to_cpu({"obs": ep_obs, "action": ep_action, "reward": ep_reward, "value": ep_value,
-                                    "policy": ep_policy, "len": ep_len})}
-
-    def greedy_search(obs: torch.Tensor) -> torch.Tensor:
-        legal = torch.ones(obs.shape[0], A, dtype=torch.bool, device=obs.device)
-        tree = _model_search(net, obs.flatten(1).float(), legal, cfg.num_simulations, env.discount, env.qtransform,
-                             selection=cfg.selection, max_considered=cfg.max_considered)
-        return search_move(tree)
-
-    def evaluate(episodes: int, seed: int) -> Any:
-        net.eval()
-        if cfg.board_game:
-            game = env.game
-            player = MuZeroSearchPlayer(game, net, cfg.num_simulations, cfg.selection, cfg.max_considered)
-            opponents = {"random": RandomPlayer(game, seed)}
-            if game.name == "tictactoe":
-                opponents = {"perfect": PerfectPlayer(game, seed), **opponents}
-            return {name: {"search": evaluate_players(game, player, opp, episodes, seed=seed, device=device)}
-                    for name, opp in opponents.items()}
-        return evaluate_policy(greedy_search, cfg.env, episodes=episodes, seed=seed, device=device,
-                               backend=cfg.env_backend)
+    evaluate = functools.partial(evaluate_muzero, cfg, net, env)
+    # Single-agent tasks: greedy searches every eval_every steps, stopping at the target; board games
+    # are evaluated at the end only.
+    target = TargetTracker(cfg, counters, run.elapsed, evaluate, episodes=episodes,
+                           every=0 if cfg.board_game else cfg.eval_every)
+    if cfg.board_game:
+        target.target = None
+    saved = run.restore(net=net, optimizer=optimizer, replay=replay, env=env, episodes=episodes, counters=counters,
+                        target=target, stats=stats)
+    if saved:
+        for name, t in playing.items():
+            t.copy_(saved[name])
 
     def finish_episodes(done: torch.Tensor, terminated: torch.Tensor, final_obs: torch.Tensor) -> None:
         idx = done.nonzero().flatten()
@@ -573,30 +562,26 @@ def train(
             bootstrap = from_support(v_logits, cfg.value_support)
         n_steps = cfg.td_steps if not cfg.board_game else env.max_length + 1
         longest = int(ep_len[idx].max())
-        targets = n_step_value_targets(ep_reward[idx, :longest], ep_value[idx, :longest], ep_len[idx],
-                                       terminated[idx], bootstrap, env.discount, n_steps)
+        targets = n_step_value_targets(playing["reward"][idx, :longest], playing["value"][idx, :longest],
+                                       ep_len[idx], terminated[idx], bootstrap, env.discount, n_steps)
         for j, e in enumerate(idx.tolist()):
             n = int(ep_len[e])
-            replay.add_episode(ep_obs[e, :n], ep_action[e, :n], ep_reward[e, :n], targets[j, :n], ep_policy[e, :n],
-                               bool(terminated[e]))
+            replay.add_episode(bool(terminated[e]), obs=playing["obs"][e, :n], action=playing["action"][e, :n],
+                               reward=playing["reward"][e, :n], value_target=targets[j, :n],
+                               policy=playing["policy"][e, :n])
             if not cfg.board_game:
-                counters["recent_returns"] = (counters["recent_returns"] + [float(ep_reward[e, :n].sum())])[-20:]
-        counters["episodes"] += idx.numel()
+                episodes.record([float(playing["reward"][e, :n].sum())], [n])
         ep_len[idx] = 0
 
-    stats_sum: dict[str, float] = {}
-    stats_n = 0
     num_iterations = max(1, cfg.total_steps // N)
-    bar = ProgressBar(num_iterations * N, f"muzero {cfg.env}", initial=counters["step"], enabled=progress)
-    loop_start, steps_at_start = time.perf_counter(), counters["step"]
-    with run:
-        while counters["iteration"] < num_iterations and not counters["stopped"]:
-            # 1. Act: search from every environment's observation, play a ~ π^(1/τ).
-            t0 = time.perf_counter()
-            frac = counters["iteration"] / num_iterations
-            temperature = temps[0] if frac < 0.5 else temps[1] if frac < 0.75 else temps[2]
+    with run.loop(num_iterations * N, counters, f"muzero {cfg.env}"):
+        while counters.iteration < num_iterations and not target.reached:
+            previous_step = counters.step
+            frac = counters.iteration / num_iterations
+            temperature = cfg.temperatures[0] if frac < 0.5 else cfg.temperatures[1] if frac < 0.75 else cfg.temperatures[2]
             net.eval()
-            with torch.no_grad():
+            with clock("acting"), torch.no_grad():
+                # 1. Act: search from every environment's observation, play a ~ π^(1/τ).
                 obs, legal = env.observe()
                 if cfg.selection == "gumbel":
                     # Gumbel MuZero: the noise picks the root moves to consider, sequential halving
@@ -616,21 +601,20 @@ def train(
                         action = (sample_action(visit_policy(tree, temperature)) if temperature > 0
                                   else pi.argmax(-1))
                 rows = torch.arange(N, device=device)
-                ep_obs[rows, ep_len], ep_action[rows, ep_len] = obs, action
-                ep_value[rows, ep_len], ep_policy[rows, ep_len] = root_value(tree), pi
+                playing["obs"][rows, ep_len], playing["action"][rows, ep_len] = obs, action
+                playing["value"][rows, ep_len], playing["policy"][rows, ep_len] = root_value(tree), pi
                 reward, terminated, truncated, final_obs = env.step(action)
-                ep_reward[rows, ep_len] = reward
+                playing["reward"][rows, ep_len] = reward
                 ep_len += 1
                 finish_episodes(terminated | truncated | (ep_len >= L), terminated, final_obs)
-            counters["step"] += N
-            counters["iteration"] += 1
-            t1 = time.perf_counter()
+                counters.step += N
+                counters.iteration += 1
 
-            # 2. Learn: unroll the model along replayed positions.
-            if replay.size >= cfg.learning_starts:
+            with clock("learning"):
+                # 2. Learn: unroll the model along replayed positions.
                 net.train()
-                for _ in range(cfg.updates_per_iteration):
-                    batch = replay.sample(cfg.batch_size, cfg.unroll_steps, cfg.replay_size)
+                for _ in range(cfg.updates_per_iteration if len(replay) >= cfg.learning_starts else 0):
+                    batch = unroll_batch(replay, cfg.batch_size, cfg.unroll_steps, cfg.replay_size)
                     if cfg.board_game and cfg.augment:
                         batch = augment_unrolls(env.game, *batch)
                     loss, parts = muzero_loss(net, *batch, value_coef=cfg.value_coef)
@@ -638,65 +622,24 @@ def train(
                     loss.backward()
                     nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
                     optimizer.step()
-                    counters["updates"] += 1
-                    for key, v in parts.items():
-                        stats_sum[key] = stats_sum.get(key, 0.0) + float(v)
-                    stats_n += 1
-            t2 = time.perf_counter()
-            counters["time_acting"] += t1 - t0
-            counters["time_learning"] += t2 - t1
+                    counters.updates += 1
+                    stats.add(parts)
 
             # 3. Evaluate now and then (single agent: stop at the target), log, checkpoint.
-            prev = counters["step"] - N
-            if (cfg.eval_every and counters["step"] // cfg.eval_every > prev // cfg.eval_every
-                    and not cfg.board_game):
-                t_eval = time.perf_counter()
-                returns = evaluate(cfg.eval_episodes, cfg.seed + 7919 * (counters["evals"] + 1))
-                counters["evals"] += 1
-                counters["last_eval"] = sum(returns) / len(returns)
-                counters["time_evaluating"] += time.perf_counter() - t_eval
-                if cfg.target_return is not None and counters["last_eval"] >= cfg.target_return:
-                    if counters["time_to_target"] is None:
-                        counters["time_to_target"] = run.elapsed() - counters["time_evaluating"]
-                        counters["steps_to_target"] = counters["step"]
-                    counters["stopped"] = True
-            last = counters["iteration"] == num_iterations or counters["stopped"]
-            if counters["step"] // cfg.log_every > prev // cfg.log_every or last:
-                recent = counters["recent_returns"]
-                row = {"step": counters["step"], "updates": counters["updates"], "wall_time": run.elapsed(),
-                       "episodes": counters["episodes"], "replay": replay.size, "temperature": temperature,
-                       "episode_return": sum(recent) / len(recent) if recent else None,
-                       "eval_return": counters["last_eval"],
-                       **{k: v / max(stats_n, 1) for k, v in stats_sum.items()},
-                       "steps_per_second": (counters["step"] - steps_at_start) / (time.perf_counter() - loop_start)}
-                stats_sum.clear()
-                stats_n = 0
-                run.log(row)
-                if callback is not None:
-                    callback(row)
-                bar.update(counters["step"], ret=row["episode_return"], eval=counters["last_eval"])
-            if counters["step"] // cfg.checkpoint_every > prev // cfg.checkpoint_every:
-                run.save(checkpoint_state())
-            run.stop_if_interrupted(checkpoint_state, counters["step"])
-        bar.close()
-        train_seconds = time.perf_counter() - loop_start
+            reached = target.update(previous_step)
+            row = None
+            if crossed(counters.step, previous_step, cfg.log_every) or counters.iteration == num_iterations or reached:
+                row = {"step": counters.step, "updates": counters.updates, "wall_time": run.elapsed(),
+                       "episodes": replay.episodes, "replay": len(replay), "temperature": temperature,
+                       "episode_return": episodes.mean_return() if episodes.recent_returns else None,
+                       "eval_return": target.last_eval, **stats.pop(),
+                       "steps_per_second": run.steps_per_second()}
+            run.end_iteration(counters.step, previous_step, row, extra=playing,
+                              postfix={"ret": row["episode_return"], "eval": target.last_eval} if row else None)
 
-        t_eval = time.perf_counter()
+    with clock("evaluating"):
         result = evaluate(cfg.eval_episodes, cfg.seed)
-        counters["time_evaluating"] += time.perf_counter() - t_eval
-        run.save(checkpoint_state())
-        summary = {"env": cfg.env, "seed": cfg.seed, "total_steps": counters["step"], "episodes": counters["episodes"],
-                   "updates": counters["updates"],
-                   "steps_per_second": (counters["step"] - steps_at_start) / train_seconds if train_seconds else None,
-                   "wall_seconds": run.elapsed(), "train_seconds": run.elapsed() - counters["time_evaluating"],
-                   "time_acting": counters["time_acting"], "time_learning": counters["time_learning"],
-                   "time_evaluating": counters["time_evaluating"], "device": str(device)}
-        if cfg.board_game:
-            summary.update(games=counters["episodes"], evaluation=result)
-        else:
-            recent = counters["recent_returns"]
-            summary.update(eval_return=sum(result) / len(result), eval_returns=result,
-                           train_return=sum(recent) / len(recent) if recent else None,
-                           target_return=cfg.target_return, time_to_target=counters["time_to_target"],
-                           steps_to_target=counters["steps_to_target"], env_backend=cfg.env_backend)
-        return run.finish(summary)
+    run.save(playing)
+    if cfg.board_game:
+        return run.finish(run.summary(counters, evaluation=result, games=replay.episodes))
+    return run.finish(run.summary(counters, episodes=episodes, eval_returns=result, target=target))
