@@ -535,7 +535,8 @@ def test_mask_functions_are_the_core_with_mask_discounts(seed):
     gamma, lam = 0.97, 0.8
     d = gamma * (~term).to(r.dtype)
     cont = (~(term | trunc)).to(r.dtype)
-    assert torch.equal(lambda_returns(r, term, trunc, nv, gamma, lam), lambda_returns_from_discounts(r, d, nv, lam * cont))
+    assert torch.equal(lambda_returns(r, term, trunc, nv, gamma, lam),
+                       lambda_returns_from_discounts(r, d, nv, lam * cont))
     assert torch.equal(discounted_returns(r, term, trunc, nv, gamma), lambda_returns_from_discounts(r, d, nv, cont))
     assert torch.equal(n_step_targets(r, term, trunc, nv, gamma, 3), n_step_returns_from_discounts(r, d, nv, 3, cont))
     assert torch.equal(td_errors(r, v, nv, term, gamma), td_errors_from_discounts(r, d, v, nv))
