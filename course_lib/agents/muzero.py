@@ -55,7 +55,9 @@ from ..evaluation import evaluate_policy
 from ..games import GAMES as BOARD_GAMES
 from ..games import BoardGame, make_game, permute, permute_moves
 from ..games.players import PerfectPlayer, RandomPlayer, evaluate_players
-from ..nets import mlp
+# phi, phi^-1 and the two-hot support live in nets/ (Dreamer, TWM and STORM use them too); they stay
+# importable from here, where the chapter 02 notebook and the muzero_targets assignment import them.
+from ..nets import from_support, mlp, scale_value, to_support, unscale_value
 from ..search import (RecurrentOutput, RootOutput, dirichlet_noise, gumbel_noise, gumbel_policy, root_value,
                       sample_action, search, search_move, visit_policy)
 from ..replay import SequenceReplay
@@ -151,40 +153,6 @@ BENCHMARKS = {
     "cartpole": (None, {}),
     "tictactoe": ("tictactoe", {}),
 }
-
-
-# ------------------------------------------------------------------ value scaling
-def scale_value(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    r""":math:`\phi(x) = \mathrm{sign}(x)\,(\sqrt{|x| + 1} - 1) + \epsilon x`: compresses large values (MuZero, App. F)."""
-    return torch.sign(x) * (torch.sqrt(x.abs() + 1) - 1) + eps * x
-
-
-def unscale_value(y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    r""":math:`\phi^{-1}(y) = \mathrm{sign}(y)\Big(\Big(\frac{\sqrt{1 + 4\epsilon(|y| + 1 + \epsilon)} - 1}{2\epsilon}\Big)^2 - 1\Big)`."""
-    return torch.sign(y) * (((torch.sqrt(1 + 4 * eps * (y.abs() + 1 + eps)) - 1) / (2 * eps)).square() - 1)
-
-
-def to_support(x: torch.Tensor, size: int) -> torch.Tensor:
-    r"""``[...]`` scalars -> ``[..., 2·size + 1]`` "two-hot" distributions over the support :math:`-S..S` of :math:`\phi(x)`.
-
-    :math:`\phi(x)` is clipped to the support and split between the two integers around
-    it, so that the distribution's mean is exactly :math:`\phi(x)`.
-    """
-    y = scale_value(x if x.is_floating_point() else x.float()).clamp(-size, size)
-    low = y.floor()
-    frac = y - low
-    out = torch.zeros(*x.shape, 2 * size + 1, device=x.device,
-                      dtype=x.dtype if x.is_floating_point() else torch.float32)
-    idx = (low + size).long()
-    out.scatter_(-1, idx.unsqueeze(-1), (1 - frac).unsqueeze(-1))
-    out.scatter_add_(-1, (idx + 1).clamp(max=2 * size).unsqueeze(-1), frac.unsqueeze(-1))
-    return out
-
-
-def from_support(logits: torch.Tensor, size: int) -> torch.Tensor:
-    r""":math:`\phi^{-1}\big(\mathbb E[y]\big)` of a categorical distribution over :math:`-S..S` given by ``logits [..., 2S+1]``."""
-    support = torch.arange(-size, size + 1, device=logits.device, dtype=torch.float32)
-    return unscale_value((torch.softmax(logits.float(), dim=-1) * support).sum(-1))
 
 
 # -------------------------------------------------------------------------- targets
