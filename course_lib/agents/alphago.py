@@ -812,9 +812,9 @@ def train(config: AlphaGoConfig | None = None, out: str | None = None, *, resume
     def stage_done(name: str, started: float, **found: Any) -> None:
         results.update(found)
         results["seconds"][name] = time.perf_counter() - started
-        run.end_iteration(STAGES.index(name) + 1, STAGES.index(name),
-                          {"stage": name, "step": STAGES.index(name) + 1, "seconds": results["seconds"][name],
-                           "wall_time": run.elapsed()}, checkpoint=True)
+        step = STAGES.index(name) + 1
+        run.end_iteration(step, step - 1, {"stage": name, "step": step, "seconds": results["seconds"][name],
+                                           "wall_time": run.elapsed()}, stop=True)  # a checkpoint after every stage
 
     with run.loop(len(STAGES), len(results["seconds"]), "alphago"):
         if "sl_policy" not in results["seconds"]:

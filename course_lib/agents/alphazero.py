@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from ..core import ConfigError, Run, option
+from ..core import Callback, ConfigError, Run, option
 from ..core.loop import Counters, MeanStats, Stopwatch, TargetTracker, crossed
 from ..games import BoardGame, make_game
 from ..games.players import (AlphaBetaPlayer, OneStepLookaheadPlayer, PerfectPlayer, RandomPlayer,
@@ -265,15 +265,8 @@ class AlphaZeroCounters(Counters):
     draws: int = 0
 
 
-def train(
-    config: AlphaZeroConfig | None = None,
-    out: str | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    callback: Callable[[Mapping[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+def train(config: AlphaZeroConfig | None = None, out: str | None = None, *, resume: bool = False,
+          overwrite: bool = False, progress: bool = True, callback: Callback | None = None) -> dict[str, Any]:
     """Train AlphaZero; returns the summary (also written to ``out/summary.json``).
 
     The summary's ``evaluation`` holds wins/draws/losses of the network alone (``net``,

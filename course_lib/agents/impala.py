@@ -54,7 +54,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from ..core import ConfigError, EpisodeTracker, Run, option
+from ..core import Callback, ConfigError, EpisodeTracker, Run, option
 from ..core.loop import Counters, Stopwatch, TargetTracker
 from ..envs import SpaceInfo, env_spaces, make_vector_env
 from ..evaluation import evaluate_policy
@@ -311,15 +311,8 @@ class IMPALACounters(Counters):
     lag_count: int = 0
 
 
-def train(
-    config: IMPALAConfig | None = None,
-    out: str | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    callback: Callable[[Mapping[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+def train(config: IMPALAConfig | None = None, out: str | None = None, *, resume: bool = False,
+          overwrite: bool = False, progress: bool = True, callback: Callback | None = None) -> dict[str, Any]:
     """Train IMPALA; returns the summary (also written to ``out/summary.json``).
 
     Args: as :func:`course_lib.agents.ppo.train`; a resumed run starts fresh actors.
@@ -414,15 +407,14 @@ def train(
                        "policy_lag": sum(lags) / len(lags), "policy_lag_max": max(lags),
                        "actor_restarts": counters.actor_restarts,
                        "steps_per_second": run.steps_per_second()}
-                run.end_iteration(counters.step, previous_step, row, checkpoint=reached,
-                                  postfix={"ret": row["episode_return"], "eval": target.last_eval,
-                                           "lag": row["policy_lag"], "restarts": counters.actor_restarts or None})
-                if reached:
+                if run.end_iteration(counters.step, previous_step, row, stop=reached,
+                                     postfix={"ret": row["episode_return"], "eval": target.last_eval,
+                                              "lag": row["policy_lag"], "restarts": counters.actor_restarts or None}):
                     break
         pool.close()  # free the cores for the evaluation
 
         # Final evaluation: greedy policy, fresh seeds, one episode per environment.
-        eval_returns = target.evaluate(cfg.eval_episodes, cfg.seed)
+        eval_returns = target.final()
         run.save()
         return run.finish(run.summary(
             counters, episodes=episodes, eval_returns=eval_returns, target=target, backend=cfg.backend,

@@ -48,7 +48,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..core import ConfigError, EpisodeTracker, Run, option
+from ..core import Callback, ConfigError, EpisodeTracker, Run, option
 from ..core.loop import Counters, MeanStats, Stopwatch, TargetTracker, crossed
 from ..envs import make_vector_env
 from ..evaluation import evaluate_policy
@@ -474,15 +474,8 @@ def build_networks(cfg: MuZeroConfig, obs_dim: int | None = None, num_actions: i
                              cfg.reward_support)}
 
 
-def train(
-    config: MuZeroConfig | None = None,
-    out: str | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    callback: Callable[[Mapping[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+def train(config: MuZeroConfig | None = None, out: str | None = None, *, resume: bool = False,
+          overwrite: bool = False, progress: bool = True, callback: Callback | None = None) -> dict[str, Any]:
     """Train MuZero; returns the summary (also written to ``out/summary.json``).
 
     Single-agent envs report ``eval_return`` (greedy search, ``eval_episodes`` fresh

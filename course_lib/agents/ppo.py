@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from ..core import ConfigError, EpisodeTracker, Run, option
+from ..core import Callback, ConfigError, EpisodeTracker, Run, option
 from ..core.loop import Counters, MeanStats, Stopwatch, TargetTracker
 from ..envs import SpaceInfo, env_spaces, make_vector_env
 from ..evaluation import evaluate_policy
@@ -199,15 +199,8 @@ def build_networks(cfg: PPOConfig, spaces: SpaceInfo | None = None) -> dict[str,
     return {"agent": ActorCritic(spaces, cfg.hidden_size, cfg.hidden_layers, cfg.activation)}
 
 
-def train(
-    config: PPOConfig | None = None,
-    out: str | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    callback: Callable[[Mapping[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+def train(config: PPOConfig | None = None, out: str | None = None, *, resume: bool = False,
+          overwrite: bool = False, progress: bool = True, callback: Callback | None = None) -> dict[str, Any]:
     """Train PPO; returns the summary (also written to ``out/summary.json``).
 
     Args:
@@ -294,14 +287,13 @@ def train(
                    "episodes": episodes.episodes, "eval_return": target.last_eval, "lr": lr, "clip_eps": clip_eps,
                    **stats.pop(), "explained_variance": explained_var.item(),
                    "steps_per_second": run.steps_per_second()}
-            run.end_iteration(counters.step, previous_step, row, checkpoint=reached,
-                              postfix={"ret": row["episode_return"], "eval": target.last_eval},
-                              extra=lambda: {"next_obs": next_obs})
-            if reached:
+            if run.end_iteration(counters.step, previous_step, row, stop=reached,
+                                 postfix={"ret": row["episode_return"], "eval": target.last_eval},
+                                 extra=lambda: {"next_obs": next_obs}):
                 break
 
     # Final evaluation: greedy policy, fresh seeds, one episode per environment.
-    eval_returns = target.evaluate(cfg.eval_episodes, cfg.seed)
+    eval_returns = target.final()
     run.save({"next_obs": next_obs})
     envs.close()
     return run.finish(run.summary(counters, episodes=episodes, eval_returns=eval_returns, target=target))

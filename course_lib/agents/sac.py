@@ -47,7 +47,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from ..core import ConfigError, EpisodeTracker, Run, option
+from ..core import Callback, ConfigError, EpisodeTracker, Run, option
 from ..core.loop import Counters, MeanStats, Stopwatch, TargetTracker, crossed
 from ..envs import SpaceInfo, continuous_env_ids, env_spaces, is_discrete, make_vector_env
 from ..evaluation import evaluate_policy
@@ -296,15 +296,8 @@ class SACCounters(Counters):
     learning_seconds: float = 0.0
 
 
-def train(
-    config: SACConfig | None = None,
-    out: str | None = None,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    callback: Callable[[Mapping[str, Any]], None] | None = None,
-) -> dict[str, Any]:
+def train(config: SACConfig | None = None, out: str | None = None, *, resume: bool = False,
+          overwrite: bool = False, progress: bool = True, callback: Callback | None = None) -> dict[str, Any]:
     """Train SAC; returns the summary. Args: as :func:`course_lib.agents.ppo.train` (checkpoints hold the replay)."""
     cfg = config if config is not None else SACConfig()
     run = Run(out, "sac", cfg, resume=resume, overwrite=overwrite, progress=progress, callback=callback)
@@ -411,14 +404,13 @@ def train(
             if learning:
                 counters.learning_steps += cfg.num_envs
                 counters.learning_seconds += time.perf_counter() - t0 - (counters.time_evaluating - evaluating_before)
-            run.end_iteration(counters.step, previous_step, row, checkpoint=reached,
-                              postfix={"ret": episodes.mean_return(), "eval": target.last_eval} if row else None,
-                              extra=lambda: {"next_obs": next_obs})
-            if reached:
+            if run.end_iteration(counters.step, previous_step, row, stop=reached,
+                                 postfix={"ret": episodes.mean_return(), "eval": target.last_eval} if row else None,
+                                 extra=lambda: {"next_obs": next_obs}):
                 break
 
     # Final evaluation: greedy policy tanh(mu), fresh seeds, one episode per environment.
-    eval_returns = target.evaluate(cfg.eval_episodes, cfg.seed)
+    eval_returns = target.final()
     run.save({"next_obs": next_obs})
     envs.close()
     # Learning speed: one env step and updates_per_iteration critic updates each, per second of those steps.

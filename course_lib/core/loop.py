@@ -50,6 +50,10 @@ PERIODIC_EVAL_SEED_STRIDE = 7919
 CONFIRM_SEED_OFFSET = 104_729
 
 
+# What every train() accepts as ``callback``: called with each metrics row.
+Callback = Callable[[Mapping[str, Any]], None]
+
+
 def crossed(step: int, previous: int, every: int) -> bool:
     """True when going from ``previous`` to ``step`` passed a multiple of ``every`` (never for ``every <= 0``)."""
     return every > 0 and step // every > previous // every
@@ -199,6 +203,10 @@ class TargetTracker:
             return self.evaluate_fn(episodes, seed)
         finally:
             self.counters.time_evaluating += time.perf_counter() - start
+
+    def final(self) -> Any:
+        """The final greedy evaluation: ``cfg.eval_episodes`` episodes seeded from the run's seed."""
+        return self.evaluate(self.cfg.eval_episodes, self.cfg.seed)
 
     def periodic(self, previous_step: int) -> bool:
         """The periodic evaluation, when the last iteration crossed a multiple of ``eval_every``.

@@ -232,23 +232,25 @@ class Run:
     def end_iteration(self, step: int, previous_step: int, row: Mapping[str, Any] | None = None, *,
                       postfix: Mapping[str, Any] | None = None,
                       extra: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
-                      checkpoint: bool = False) -> None:
+                      stop: bool = False) -> bool:
         """The tail of every loop iteration, in order: log ``row`` (if any), pass it to the
         callback, move the progress bar (showing ``postfix``), checkpoint when ``step`` crossed
-        a multiple of ``checkpoint_every`` (or ``checkpoint`` is True), and after a Ctrl-C
-        checkpoint and stop (:class:`KeyboardInterrupt`)."""
+        a multiple of ``checkpoint_every`` or the loop is to ``stop`` here (its target reached),
+        and after a Ctrl-C checkpoint and raise :class:`KeyboardInterrupt`. Returns ``stop``,
+        so a loop ends with ``if run.end_iteration(..., stop=reached): break``."""
         if row is not None:
             self.log(row)
             if self.callback is not None:
                 self.callback(row)
         if self._bar is not None and (row is not None or postfix):
             self._bar.update(step, **dict(postfix or {}))
-        if checkpoint or crossed(step, previous_step, self.checkpoint_every):
+        if stop or crossed(step, previous_step, self.checkpoint_every):
             self.save(extra)
         if self._stop_requested:
             self.save(extra)
             where = f"; continue with --resume --out {self.out}" if self.out else ""
             raise KeyboardInterrupt(f"interrupted at step {step:,}{where}")
+        return stop
 
     # ------------------------------------------------------------- interrupts
     def __enter__(self) -> "Run":
