@@ -10,7 +10,6 @@ import torch
 
 from course_lib.games import ConnectFour, TicTacToe
 from course_lib.search import RecurrentOutput, RootOutput, puct_scores, rules_recurrent_fn, rules_root, search
-from course_lib.search.mcts import LEGAL, PRIOR, QVALUE, VISITS
 from course_lib.viz import TreeExplorer, board_svg, layout, render_panel, render_svg, static_html, tree_snapshot
 from test_search import hashed  # the deterministic stand-in network the search tests use
 
@@ -52,20 +51,20 @@ def test_snapshot_matches_the_tree(connect4_explorer):
         assert node["value"] == pytest.approx((tree.value_sum[0, i] / tree.node_visits[0, i]).item())
         assert node["raw_value"] == pytest.approx(tree.raw_value[0, i].item())
         assert node["board"] == tree.embedding[0, i].tolist()
-        stats = tree.children_stats[0, i]
+        prior, visits, q_edge = tree.children_prior[0, i], tree.children_visits[0, i], tree.children_q[0, i]
         # The PUCT the next simulation computes at this node (qtransform "none", unvisited Q = 0).
-        q = torch.where(stats[:, VISITS] > 0, stats[:, QVALUE], 0.0)
-        expected = puct_scores(stats[None, :, PRIOR], stats[None, :, VISITS], q[None], stats[None, :, LEGAL],
+        q = torch.where(visits > 0, q_edge, 0.0)
+        expected = puct_scores(prior[None], visits[None], q[None], tree.children_legal[0, i][None],
                                tree.node_visits[0, i:i + 1])[0]
-        legal = [a for a in range(7) if stats[a, LEGAL] > 0] if not node["terminal"] else []
+        legal = [a for a in range(7) if tree.children_legal[0, i, a]] if not node["terminal"] else []
         assert [c["action"] for c in node["children"]] == legal
         for c in node["children"]:
             a = c["action"]
-            assert c["visits"] == stats[a, VISITS].item() and c["prior"] == pytest.approx(stats[a, PRIOR].item())
+            assert c["visits"] == visits[a].item() and c["prior"] == pytest.approx(prior[a].item())
             assert c["puct"] == pytest.approx(expected[a].item())
             assert c["child"] == (tree.children_index[0, i, a].item() if tree.children_index[0, i, a] >= 0 else None)
             if c["visits"]:
-                assert c["q"] == pytest.approx(stats[a, QVALUE].item())
+                assert c["q"] == pytest.approx(q_edge[a].item())
         if node["children"]:
             assert node["next_action"] == int(expected.argmax())
     for edge in snap["edges"]:
@@ -110,7 +109,7 @@ def test_stepping_equals_search():
         root, legal = rules_root(game, hashed(game), state)
         reference = search(root, rules_recurrent_fn(game, hashed(game)), k, root_legal=legal)
         nodes = k + 1
-        for name in ("node_visits", "value_sum", "raw_value", "children_index", "children_stats", "terminal"):
+        for name in ("node_visits", "value_sum", "raw_value", "children_index", "edge_stats", "terminal"):
             assert torch.equal(getattr(explorer.tree, name)[:, :nodes], getattr(reference, name)[:, :nodes]), name
         assert explorer.tree.last_path.tolist() == [[n if n != reference.scratch else explorer.tree.scratch
                                                      for n in reference.last_path[0].tolist()]]
@@ -273,9 +272,9 @@ def test_latent_model_without_a_game():
     # min-max Q (MuZero's default here): the PUCT shown is the one the search uses.
     assert explorer.search_settings["qtransform"] == "minmax"
     tree = explorer.tree
-    stats = tree.children_stats[0, 0]
-    q = torch.where(stats[:, VISITS] > 0, (stats[:, QVALUE] - tree.min_q[0]) / (tree.max_q[0] - tree.min_q[0]), 0.0)
-    expected = puct_scores(stats[None, :, PRIOR], stats[None, :, VISITS], q[None], stats[None, :, LEGAL],
+    visits = tree.children_visits[0, 0]
+    q = torch.where(visits > 0, (tree.children_q[0, 0] - tree.min_q[0]) / (tree.max_q[0] - tree.min_q[0]), 0.0)
+    expected = puct_scores(tree.children_prior[0, :1], visits[None], q[None], tree.children_legal[0, :1],
                            tree.node_visits[0, :1])[0]
     assert [c["puct"] for c in snap["nodes"][0]["children"]] == pytest.approx(expected.tolist())
 

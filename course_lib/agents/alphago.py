@@ -45,7 +45,7 @@ from ..core.fit import fit
 from ..games import BoardGame, TicTacToe, make_game, permute, permute_moves
 from ..games.players import PerfectPlayer, Player, RandomPlayer, evaluate_players
 from ..nets.mlp import mlp
-from ..search import rules_search, visit_policy
+from ..search import puct_policy, rules_recurrent_fn, rules_root
 
 __all__ = ["GameRecords", "play_games", "alternate", "mover_outcomes", "expert_positions", "split_by_position",
            "PolicyNet", "ValueNet", "masked_log_policy", "sl_policy_loss", "train_sl_policy", "policy_agreement",
@@ -676,8 +676,8 @@ class AlphaGoPlayer(Player):
     .. math::  a = \arg\max_a N(s_0, a)
 
     (the lecture's :math:`\pi_{\text{MCTS}}(a|s_0) \propto N(s_0, a)^{1/\tau}` as
-    :math:`\tau \to 0`). The search is :func:`~course_lib.search.search` with the true
-    rules, batched over all the positions it is given, with PUCT exploration ``c_puct``.
+    :math:`\tau \to 0`). The search is :func:`~course_lib.search.puct_policy` (no root noise) with the
+    true rules, batched over all the positions it is given, with PUCT exploration ``c_puct``.
     """
 
     def __init__(self, game: BoardGame, sl_policy: PolicyNet, value_net: ValueNet, num_simulations: int = 32,
@@ -700,8 +700,9 @@ class AlphaGoPlayer(Player):
 
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
-        tree = rules_search(self.game, self.evaluate, states, self.num_simulations, c1=self.c_puct)
-        return visit_policy(tree, temperature=0).argmax(-1)
+        root, legal = rules_root(self.game, self.evaluate, states)
+        return puct_policy(root, rules_recurrent_fn(self.game, self.evaluate), self.num_simulations, root_legal=legal,
+                           c1=self.c_puct, temperature=0).action
 
 
 # --------------------------------------------------------------------------- the whole pipeline

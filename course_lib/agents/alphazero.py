@@ -41,10 +41,9 @@ from ..core.loop import Counters, MeanStats, Stopwatch, TargetTracker, crossed
 from ..games import BoardGame, make_game
 from ..games.players import (AlphaBetaPlayer, OneStepLookaheadPlayer, PerfectPlayer, RandomPlayer,
                              evaluate_players)
-from ..search import (dirichlet_noise, gumbel_noise, gumbel_policy, rules_recurrent_fn, rules_root, rules_search,
-                      sample_action, search, search_move, visit_policy)
 from ..nets import conv_stem, residual_tower
 from ..replay import ReplayBuffer
+from ..search import make_policy, rules_recurrent_fn, rules_root
 from .base import EnvConfig
 
 __all__ = ["AlphaZeroConfig", "PolicyValueNet", "alphazero_loss", "outcome_targets", "SearchPlayer", "NetworkPlayer",
@@ -236,9 +235,11 @@ class SearchPlayer:
 
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
-        tree = rules_search(self.game, self.evaluate, states, self.num_simulations, c1=self.c_puct,
-                            selection=self.selection, max_considered=self.max_considered)
-        return search_move(tree)
+        # No exploration: no root noise and temperature 0 (PUCT), no Gumbel noise (Gumbel).
+        policy = make_policy(self.selection, self.num_simulations, c1=self.c_puct, max_considered=self.max_considered,
+                             gumbel_scale=0.0)
+        root, legal = rules_root(self.game, self.evaluate, states)
+        return policy(root, rules_recurrent_fn(self.game, self.evaluate), legal, temperature=0).action
 
 
 def reference_players(game: BoardGame, seed: int = 0) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
@@ -301,6 +302,9 @@ def train(config: AlphaZeroConfig | None = None, out: str | None = None, *, resu
     states, moves = selfplay["states"], selfplay["moves"]
     pending_states, pending_pis = selfplay["pending_states"], selfplay["pending_pis"]
     recurrent = rules_recurrent_fn(game, lambda s: net(game.observation(s)))
+    # Self-play's search: PUCT with Dirichlet root noise, or Gumbel with Gumbel root noise.
+    policy_fn = make_policy(cfg.selection, cfg.num_simulations, c1=cfg.c_puct, dirichlet_alpha=cfg.dirichlet_alpha,
+                            noise_fraction=cfg.noise_fraction, max_considered=cfg.max_considered)
 
     def store(finished: torch.Tensor, reward: torch.Tensor) -> None:
         """Label the positions of the finished games with their outcome and add them to the window."""
@@ -324,20 +328,10 @@ def train(config: AlphaZeroConfig | None = None, out: str | None = None, *, resu
             with clock("acting"), torch.no_grad():
                 # 1. One move in each of the G games: a batched search, then π ∝ N^(1/τ).
                 root, legal = rules_root(game, lambda s: net(game.observation(s)), states)
-                if cfg.selection == "gumbel":
-                    # Gumbel AlphaZero: the noise picks the root moves to consider, sequential
-                    # halving the move to play, and the target is the improved policy.
-                    tree = search(root, recurrent, cfg.num_simulations, root_legal=legal, selection="gumbel",
-                                  gumbel=gumbel_noise((G, A), device=device), max_considered=cfg.max_considered)
-                    action, pi = gumbel_policy(tree)
-                else:
-                    noise = dirichlet_noise(legal, cfg.dirichlet_alpha)
-                    tree = search(root, recurrent, cfg.num_simulations, root_legal=legal, root_noise=noise,
-                                  noise_fraction=cfg.noise_fraction, c1=cfg.c_puct)
-                    pi = visit_policy(tree, temperature=1.0)
-                    greedy = visit_policy(tree, temperature=0)
-                    explore = (moves < cfg.temperature_moves).unsqueeze(1)
-                    action = sample_action(torch.where(explore, pi, greedy))
+                # PUCT: π = visit counts, moves drawn from π in the opening, then the most visited.
+                # Gumbel: the noise picks the root moves to consider, sequential halving the move,
+                # and π is the improved policy.
+                action, pi, _ = policy_fn(root, recurrent, legal, explore=moves < cfg.temperature_moves)
                 pending_states[torch.arange(G, device=device), moves] = states
                 pending_pis[torch.arange(G, device=device), moves] = pi
                 next_states, reward, done = game.step(states, action)

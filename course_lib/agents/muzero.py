@@ -58,9 +58,8 @@ from ..games.players import PerfectPlayer, RandomPlayer, evaluate_players
 # phi, phi^-1 and the two-hot support live in nets/ (Dreamer, TWM and STORM use them too); they stay
 # importable from here, where the chapter 02 notebook and the muzero_targets assignment import them.
 from ..nets import from_support, mlp, scale_value, to_support, unscale_value
-from ..search import (RecurrentOutput, RootOutput, dirichlet_noise, gumbel_noise, gumbel_policy, root_value,
-                      sample_action, search, search_move, visit_policy)
 from ..replay import SequenceReplay
+from ..search import PolicyOutput, RecurrentOutput, RootOutput, make_policy, root_value
 from .base import ReturnConfig
 
 __all__ = ["MuZeroConfig", "MuZeroNet", "scale_value", "unscale_value", "to_support", "from_support",
@@ -307,12 +306,11 @@ def latent_recurrent_fn(net: MuZeroNet, discount: float) -> Callable[[torch.Tens
     return recurrent
 
 
-def _model_search(net: MuZeroNet, obs: torch.Tensor, legal: torch.Tensor, num_simulations: int, discount: float,
-                  qtransform: str, noise: torch.Tensor | None = None, noise_fraction: float = 0.25, **gumbel):
-    """Search in latent space from observations ``obs`` (:func:`latent_root`, :func:`latent_recurrent_fn`);
-    ``gumbel``: ``selection``, ``gumbel`` and ``max_considered`` for a Gumbel search (see :func:`search`)."""
-    return search(latent_root(net, obs), latent_recurrent_fn(net, discount), num_simulations, root_legal=legal,
-                  root_noise=noise, noise_fraction=noise_fraction, qtransform=qtransform, **gumbel)
+def _model_policy(policy_fn, net: MuZeroNet, obs: torch.Tensor, legal: torch.Tensor, discount: float,
+                  **kwargs) -> PolicyOutput:
+    """``policy_fn`` (:func:`~course_lib.search.make_policy`) searching in latent space from observations ``obs``
+    (:func:`latent_root`, :func:`latent_recurrent_fn`); ``kwargs``: its ``temperature`` and ``explore``."""
+    return policy_fn(latent_root(net, obs), latent_recurrent_fn(net, discount), legal, **kwargs)
 
 
 class MuZeroSearchPlayer:
@@ -326,9 +324,9 @@ class MuZeroSearchPlayer:
 
     @torch.no_grad()
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
-        tree = _model_search(self.net, self.game.observation(states), self.game.legal(states), self.num_simulations,
-                             -1.0, "none", selection=self.selection, max_considered=self.max_considered)
-        return search_move(tree)
+        policy = make_policy(self.selection, self.num_simulations, max_considered=self.max_considered, gumbel_scale=0.0)
+        return _model_policy(policy, self.net, self.game.observation(states), self.game.legal(states), -1.0,
+                             temperature=0).action
 
 
 # ---------------------------------------------------------------------- environments
@@ -451,11 +449,13 @@ def evaluate_muzero(cfg: MuZeroConfig, net: MuZeroNet, env: Any, n: int, seed: i
         return {name: {"search": evaluate_players(game, player, opp, n, seed=seed, device=device)}
                 for name, opp in opponents.items()}
 
+    # The search without root noise.
+    greedy_policy = make_policy(cfg.selection, cfg.num_simulations, qtransform=env.qtransform,
+                                max_considered=cfg.max_considered, gumbel_scale=0.0)
+
     def greedy_search(obs: torch.Tensor) -> torch.Tensor:
         legal = torch.ones(obs.shape[0], env.num_actions, dtype=torch.bool, device=obs.device)
-        tree = _model_search(net, obs.flatten(1).float(), legal, cfg.num_simulations, env.discount, env.qtransform,
-                             selection=cfg.selection, max_considered=cfg.max_considered)
-        return search_move(tree)
+        return _model_policy(greedy_policy, net, obs.flatten(1).float(), legal, env.discount, temperature=0).action
 
     return evaluate_policy(greedy_search, cfg.env, episodes=n, seed=seed, device=device, backend=cfg.env_backend)
 
@@ -502,6 +502,10 @@ def train(config: MuZeroConfig | None = None, out: str | None = None, *, resume:
     clock = Stopwatch(counters, device)
 
     evaluate = functools.partial(evaluate_muzero, cfg, net, env)
+    # Self-play's search: PUCT with Dirichlet root noise, or Gumbel with Gumbel root noise.
+    policy_fn = make_policy(cfg.selection, cfg.num_simulations, qtransform=env.qtransform,
+                            dirichlet_alpha=cfg.dirichlet_alpha, noise_fraction=cfg.noise_fraction,
+                            max_considered=cfg.max_considered)
     # Single-agent tasks: greedy searches every eval_every steps, stopping at the target; board games
     # are evaluated at the end only.
     target = TargetTracker(cfg, counters, run.elapsed, evaluate, episodes=episodes,
@@ -544,23 +548,14 @@ def train(config: MuZeroConfig | None = None, out: str | None = None, *, resume:
             with clock("acting"), torch.no_grad():
                 # 1. Act: search from every environment's observation, play a ~ π^(1/τ).
                 obs, legal = env.observe()
-                if cfg.selection == "gumbel":
-                    # Gumbel MuZero: the noise picks the root moves to consider, sequential halving
-                    # the move to play, and the policy target is the improved policy.
-                    tree = _model_search(net, obs, legal, cfg.num_simulations, env.discount, env.qtransform,
-                                         selection="gumbel", gumbel=gumbel_noise((N, A), device=device),
-                                         max_considered=cfg.max_considered)
-                    action, pi = gumbel_policy(tree)
-                else:
-                    tree = _model_search(net, obs, legal, cfg.num_simulations, env.discount, env.qtransform,
-                                         dirichlet_noise(legal, cfg.dirichlet_alpha), cfg.noise_fraction)
-                    pi = visit_policy(tree, 1.0)
-                    if cfg.board_game and cfg.temperature_moves:
-                        # AlphaZero's schedule: explore the opening, then play the most visited move.
-                        action = torch.where(ep_len < cfg.temperature_moves, sample_action(pi), pi.argmax(-1))
-                    else:
-                        action = (sample_action(visit_policy(tree, temperature)) if temperature > 0
-                                  else pi.argmax(-1))
+                # PUCT: π = visit counts, the move drawn from π^(1/τ); on a board with temperature_moves,
+                # AlphaZero's schedule instead (τ = 1 in the opening, then the most visited move).
+                # Gumbel: the noise picks the root moves to consider, sequential halving the move,
+                # and π is the improved policy (τ unused).
+                opening = cfg.board_game and cfg.temperature_moves
+                action, pi, tree = _model_policy(policy_fn, net, obs, legal, env.discount,
+                                                 temperature=1.0 if opening else temperature,
+                                                 explore=ep_len < cfg.temperature_moves if opening else None)
                 rows = torch.arange(N, device=device)
                 playing["obs"][rows, ep_len], playing["action"][rows, ep_len] = obs, action
                 playing["value"][rows, ep_len], playing["policy"][rows, ep_len] = root_value(tree), pi

@@ -26,12 +26,24 @@ Conventions (for one tree; every array has a leading batch dimension ``B``):
 * Terminal nodes (a game won or drawn) have value 0 and are never expanded; a
   simulation that reaches one backs up its edge's reward again.
 
+One simulation is three phases, each a function of its own: :func:`select` walks every
+tree from its root to a leaf by the selection rule, :func:`expand` calls the model once
+for the B leaves and writes the new nodes, :func:`backup` propagates their values up the
+paths. :func:`simulate` is their composition and :func:`search` runs it
+``num_simulations`` times.
+
 Two ways to choose the edges: AlphaZero/MuZero's PUCT rule (:func:`puct_scores`, the
 default) and Gumbel MuZero's (Danihelka et al., 2022; ``selection="gumbel"``), which
 samples the root's candidate moves without replacement with the Gumbel-top-k trick,
 narrows them by sequential halving, and picks inner edges deterministically from an
-improved policy (:func:`gumbel_policy`). Gumbel search improves the policy even with a
+improved policy (:func:`gumbel_readout`). Gumbel search improves the policy even with a
 handful of simulations, where PUCT's visit counts say little.
+
+An agent calls a *policy* rather than :func:`search`: :func:`puct_policy` and
+:func:`gumbel_policy` add the root noise their self-play needs, search, and return a
+:class:`PolicyOutput` (the move to play, the policy target to train on, the tree);
+:func:`make_policy` picks one of them from a ``selection`` setting once, so a training
+loop never branches on it.
 
 The step function (``recurrent_fn``) decides what the tree searches over: the true rules
 of a game (AlphaZero; see :func:`rules_recurrent_fn`) or a learned model (MuZero: the
@@ -47,12 +59,15 @@ from typing import Callable, NamedTuple
 
 import torch
 
-__all__ = ["RootOutput", "RecurrentOutput", "Tree", "init_tree", "simulate", "search", "puct_scores", "backup_values",
-           "visit_policy", "sample_action", "dirichlet_noise", "root_value", "rules_root", "rules_recurrent_fn",
-           "rules_search", "gumbel_noise", "considered_visits", "completed_q", "gumbel_policy", "search_move"]
+__all__ = ["RootOutput", "RecurrentOutput", "Tree", "Edges", "Path", "PolicyOutput", "init_tree", "select", "expand",
+           "backup", "simulate", "search", "puct_scores", "backup_values", "visit_policy", "sample_action",
+           "dirichlet_noise", "root_value", "rules_root", "rules_recurrent_fn", "rules_search", "gumbel_noise",
+           "considered_visits", "completed_q", "gumbel_readout", "search_move", "puct_policy", "gumbel_policy",
+           "make_policy"]
 
-# Columns of Tree.children_stats [B, S + 1, A, 4].
-PRIOR, VISITS, QVALUE, LEGAL = range(4)
+# Columns of the packed edge statistics Tree.edge_stats [B, S + 1, A, 4]. Outside this module
+# read them by name: Tree.children_prior, children_visits, children_q, children_legal.
+_PRIOR, _VISITS, _Q, _LEGAL = range(4)
 
 
 class RootOutput(NamedTuple):
@@ -86,6 +101,23 @@ class RecurrentOutput(NamedTuple):
 RecurrentFn = Callable[[torch.Tensor, torch.Tensor], RecurrentOutput]
 
 
+class Edges(NamedTuple):
+    """The edges ``(s, a)`` of some nodes ``s``, one ``[..., A]`` array per statistic.
+
+    ``prior`` :math:`P(s, a)`, ``visits`` :math:`N(s, a)`, ``q`` :math:`Q(s, a)` (meaningful
+    where visited), ``legal`` bool. :meth:`Tree.edges` gathers them for a batch of nodes.
+    """
+    prior: torch.Tensor
+    visits: torch.Tensor
+    q: torch.Tensor
+    legal: torch.Tensor
+
+
+def _edges(stats: torch.Tensor) -> Edges:
+    """Names for the columns of packed edge statistics ``[..., A, 4]`` (views, and a bool mask)."""
+    return Edges(stats[..., _PRIOR], stats[..., _VISITS], stats[..., _Q], stats[..., _LEGAL] > 0)
+
+
 @dataclass
 class Tree:
     """B search trees of ``S = num_simulations + 1`` nodes as batched arrays.
@@ -95,8 +127,13 @@ class Tree:
     ``value_sum`` W(s), ``raw_value`` (the network's value when the node was expanded),
     ``reward`` and ``discount`` of the edge into the node, ``parent``, ``action`` (from the
     parent), ``terminal``, ``depth``; ``embedding [B, S + 1, ...]``.
-    Per edge ``[B, S + 1, A]``: ``children_index`` (-1: unexpanded) and
-    ``children_stats [..., 4]`` = (prior P(s, a), visits N(s, a), Q(s, a), legal as 0/1).
+
+    Per edge ``[B, S + 1, A]``: ``children_index`` (the child node, -1 while unexpanded) and,
+    read by name, ``children_prior`` P(s, a), ``children_visits`` N(s, a), ``children_q``
+    Q(s, a) and ``children_legal`` (bool). These four are stored packed in one array,
+    ``edge_stats [B, S + 1, A, 4]``, so that selection gathers a node's edges in one
+    operation per step; :meth:`edges` returns them by name for a batch of nodes.
+
     Per tree ``[B]``: ``min_q``/``max_q``, the range of Q seen so far (for min–max
     normalisation), and ``last_path`` ``[B, D]``, the nodes of the latest simulation
     (root first, padded with ``S``) for the tree explorer. Gumbel search only:
@@ -114,7 +151,7 @@ class Tree:
     depth: torch.Tensor
     embedding: torch.Tensor
     children_index: torch.Tensor
-    children_stats: torch.Tensor
+    edge_stats: torch.Tensor
     min_q: torch.Tensor
     max_q: torch.Tensor
     last_path: torch.Tensor
@@ -134,6 +171,35 @@ class Tree:
     def scratch(self) -> int:
         """Index of the scratch node (``S``)."""
         return self.node_visits.shape[1] - 1
+
+    @functools.cached_property
+    def batch_range(self) -> torch.Tensor:
+        """``[B]`` 0 .. B-1, the tree index of batched gathers (made once: every phase uses it)."""
+        return torch.arange(self.batch_size, device=self.node_visits.device)
+
+    @property
+    def children_prior(self) -> torch.Tensor:
+        """``[B, S + 1, A]`` P(s, a), the prior of every edge (a view of ``edge_stats``)."""
+        return self.edge_stats[..., _PRIOR]
+
+    @property
+    def children_visits(self) -> torch.Tensor:
+        """``[B, S + 1, A]`` N(s, a), the visit count of every edge (a view of ``edge_stats``)."""
+        return self.edge_stats[..., _VISITS]
+
+    @property
+    def children_q(self) -> torch.Tensor:
+        """``[B, S + 1, A]`` Q(s, a) = r(s, a) + γ(s, a) V(s'), meaningful where visited (a view of ``edge_stats``)."""
+        return self.edge_stats[..., _Q]
+
+    @property
+    def children_legal(self) -> torch.Tensor:
+        """``[B, S + 1, A]`` bool: whether action a is legal at node s."""
+        return self.edge_stats[..., _LEGAL] > 0
+
+    def edges(self, b: torch.Tensor | int | slice, node: torch.Tensor | int) -> Edges:
+        """The edges of nodes ``node`` of trees ``b`` (indices as for ``children_index[b, node]``), by name."""
+        return _edges(self.edge_stats[b, node])
 
     def node_value(self) -> torch.Tensor:
         """``[B, S + 1]`` mean value W/N (0 where unvisited)."""
@@ -172,13 +238,13 @@ def puct_scores(prior: torch.Tensor, visits: torch.Tensor, q: torch.Tensor, lega
     n = parent_visits.unsqueeze(-1)
     c = c1 + torch.log((n + c2 + 1.0) / c2)
     scores = q + c * prior * n.sqrt() / (1.0 + visits)
-    return scores.masked_fill(legal <= 0, -math.inf)
+    return scores.masked_fill(~legal if legal.dtype == torch.bool else legal <= 0, -math.inf)
 
 
-def _normalised_q(stats: torch.Tensor, min_q: torch.Tensor, max_q: torch.Tensor, qtransform: str,
+def _normalised_q(edges: Edges, min_q: torch.Tensor, max_q: torch.Tensor, qtransform: str,
                   unvisited_q: float) -> torch.Tensor:
-    """Q of ``stats [B, A, 4]`` as the selection sees it (see :func:`search`)."""
-    q, visited = stats[..., QVALUE], stats[..., VISITS] > 0
+    """``[B, A]`` Q of ``edges`` as the PUCT rule sees it (see :func:`search`)."""
+    q, visited = edges.q, edges.visits > 0
     if qtransform == "minmax":
         span = (max_q - min_q).unsqueeze(-1)
         q = torch.where(span > 0, (q - min_q.unsqueeze(-1)) / span.clamp(min=1e-8), q.new_zeros(()))
@@ -266,7 +332,7 @@ def init_tree(root: RootOutput, num_simulations: int, root_legal: torch.Tensor |
         depth=torch.zeros(batch, nodes, device=device, dtype=torch.long),
         embedding=embedding.new_zeros((batch, nodes, *embedding.shape[1:])),
         children_index=torch.full((batch, nodes, actions), -1, device=device, dtype=torch.long),
-        children_stats=torch.zeros(batch, nodes, actions, 4, device=device, dtype=dtype),
+        edge_stats=torch.zeros(batch, nodes, actions, 4, device=device, dtype=dtype),
         min_q=torch.full((batch,), math.inf, device=device, dtype=dtype),
         max_q=torch.full((batch,), -math.inf, device=device, dtype=dtype),
         last_path=torch.zeros(batch, 1, device=device, dtype=torch.long),
@@ -278,8 +344,8 @@ def init_tree(root: RootOutput, num_simulations: int, root_legal: torch.Tensor |
         if root_noise.shape != logits.shape:
             raise ValueError(f"root_noise must be [B, A] = {tuple(logits.shape)}; got {tuple(root_noise.shape)}")
         prior = (1 - noise_fraction) * prior + noise_fraction * root_noise.to(dtype) * legal
-    tree.children_stats[:, 0, :, PRIOR] = prior
-    tree.children_stats[:, 0, :, LEGAL] = legal.to(dtype)
+    tree.edge_stats[:, 0, :, _PRIOR] = prior
+    tree.edge_stats[:, 0, :, _LEGAL] = legal.to(dtype)
     tree.node_visits[:, 0] = 1
     tree.value_sum[:, 0] = value.to(dtype)
     tree.raw_value[:, 0] = value.to(dtype)
@@ -287,49 +353,58 @@ def init_tree(root: RootOutput, num_simulations: int, root_legal: torch.Tensor |
     return tree
 
 
-def simulate(tree: Tree, recurrent_fn: RecurrentFn, *, c1: float = 1.25, c2: float = 19652.0,
-             qtransform: str = "none", unvisited_q: float = 0.0, c_visit: float = 50.0,
-             c_scale: float = 0.1) -> Tree:
-    """One simulation in each of the B trees (in place): select a path, expand its leaf, back up.
+class Path(NamedTuple):
+    """What :func:`select` found in each of B trees: where to expand, and the path to back up.
 
-    1. **Select.** From the root, follow :func:`puct_scores`' best edge while it leads to an
-       expanded, non-terminal node: one batched step per depth for all trees. (A Gumbel
-       tree, ``tree.max_considered > 0``, picks the root's edge by sequential halving and
-       inner edges by :func:`_gumbel_inner_action` instead.)
-    2. **Expand.** Each tree whose path ended on an unexpanded edge ``(s, a)`` gets a new node
-       from ``recurrent_fn(embedding(s), a)``: its reward, discount, prior, value and state.
-       A path that ended on a terminal node expands nothing; its leaf value is 0.
-    3. **Backup.** Every node on the path gets one more visit and the return
-       :func:`backup_values` computes for it; every edge on it its new visit count and Q.
-
-    See :func:`search` for the arguments.
+    ``nodes [B, D + 1]``: the path, root first; where it ends on an unexpanded edge its last
+    entry is the node :func:`expand` is about to create; padded with the scratch node.
+    ``parent [B]`` and ``action [B]``: the edge to expand; ``expand [B]`` bool: whether there
+    is one (False: the path ended on a terminal node, and nothing is expanded); ``leaf [B]``:
+    the node whose value :func:`backup` propagates (the new node, or the terminal one).
     """
-    batch = tree.batch_size
+    nodes: torch.Tensor
+    parent: torch.Tensor
+    action: torch.Tensor
+    expand: torch.Tensor
+    leaf: torch.Tensor
+
+
+def select(tree: Tree, *, c1: float = 1.25, c2: float = 19652.0, qtransform: str = "none",
+           unvisited_q: float = 0.0, c_visit: float = 50.0, c_scale: float = 0.1) -> Path:
+    """Walk each of the B trees from its root to a leaf by the selection rule (the tree is not changed).
+
+    At every node the rule picks one edge: :func:`puct_scores`' best edge, with Q as
+    ``qtransform`` and ``unvisited_q`` say; for a Gumbel tree (``tree.max_considered > 0``)
+    sequential halving at the root and the improved policy's deterministic choice below it
+    (:func:`gumbel_readout`). The walk follows the edge while it leads to an expanded,
+    non-terminal node: one batched step per depth for all trees, until every tree has stopped
+    on an unexpanded edge (which :func:`expand` will create) or on a terminal node. See
+    :func:`search` for the arguments.
+    """
     scratch = tree.scratch
-    new = tree.num_simulations + 1
+    new = tree.num_simulations + 1                  # the node this simulation creates
     if new >= scratch:
         raise ValueError(f"the tree is full: it was made for {scratch - 1} simulations")
-    b = torch.arange(batch, device=tree.node_visits.device)
-    node = torch.zeros(batch, dtype=torch.long, device=b.device)
-    active = torch.ones(batch, dtype=torch.bool, device=b.device)
-    expand = torch.zeros_like(active)
+    b = tree.batch_range
+    node = torch.zeros_like(b)
+    active = torch.ones(tree.batch_size, dtype=torch.bool, device=b.device)
+    expanding = torch.zeros_like(active)
     parent = torch.zeros_like(node)
     action = torch.zeros_like(node)
     path = [node]
     for depth in range(new):
-        stats = tree.children_stats[b, node]                                   # [B, A, 4]
         if tree.max_considered and depth == 0:
             a = _gumbel_root_action(tree, c_visit, c_scale)
         elif tree.max_considered:
-            a = _gumbel_inner_action(stats, tree.raw_value[b, node], c_visit, c_scale)
+            a = _gumbel_inner_action(tree.edges(b, node), tree.raw_value[b, node], c_visit, c_scale)
         else:
-            q = _normalised_q(stats, tree.min_q, tree.max_q, qtransform, unvisited_q)
-            a = puct_scores(stats[..., PRIOR], stats[..., VISITS], q, stats[..., LEGAL], tree.node_visits[b, node],
-                            c1, c2).argmax(dim=-1)
+            edges = tree.edges(b, node)
+            q = _normalised_q(edges, tree.min_q, tree.max_q, qtransform, unvisited_q)
+            a = puct_scores(edges.prior, edges.visits, q, edges.legal, tree.node_visits[b, node], c1, c2).argmax(-1)
         child = tree.children_index[b, node, a]
         stop_here = active & (child < 0)                                        # unexpanded edge: expand it
         moved = active & (child >= 0)
-        expand |= stop_here
+        expanding |= stop_here
         parent = torch.where(stop_here, node, parent)
         action = torch.where(stop_here, a, action)
         node = torch.where(moved, child, node)
@@ -337,10 +412,23 @@ def simulate(tree: Tree, recurrent_fn: RecurrentFn, *, c1: float = 1.25, c2: flo
         active = moved & ~tree.terminal[b, node]
         if not bool(active.any()):
             break
+    return Path(torch.stack(path, dim=1), parent, action, expanding, torch.where(expanding, new, node))
 
-    # Expand: the new node `new` of every tree (unused where the path ended on a terminal node).
+
+def expand(tree: Tree, recurrent_fn: RecurrentFn, path: Path) -> Tree:
+    """Create the node each of the B trees' ``path`` ends on (in place): one call of the model for all B.
+
+    The new node is ``tree.num_simulations + 1``, made from ``recurrent_fn(embedding(parent),
+    action)``: the reward and discount of the edge into it, its prior (softmax over the legal
+    actions), value and state; a terminal node's value is 0. A tree whose path ended on a
+    terminal node (``path.expand`` False) writes into that slot too, but leaves it unlinked:
+    the model is called for all B trees at once either way.
+    """
+    b, scratch = tree.batch_range, tree.scratch
+    new = tree.num_simulations + 1
+    parent, action, expanding = path.parent, path.action, path.expand
     out = recurrent_fn(tree.embedding[b, parent], action)
-    terminal = (out.terminal if out.terminal is not None else torch.zeros_like(expand)) & expand
+    terminal = (out.terminal if out.terminal is not None else torch.zeros_like(expanding)) & expanding
     tree.embedding[:, new] = out.embedding
     tree.reward[:, new] = out.reward.to(tree.reward.dtype)
     tree.discount[:, new] = out.discount.to(tree.discount.dtype)
@@ -350,16 +438,27 @@ def simulate(tree: Tree, recurrent_fn: RecurrentFn, *, c1: float = 1.25, c2: flo
     tree.action[:, new] = action
     tree.depth[:, new] = tree.depth[b, parent] + 1
     legal = out.legal if out.legal is not None else torch.ones_like(out.prior_logits, dtype=torch.bool)
-    tree.children_stats[:, new, :, PRIOR] = torch.softmax(
+    tree.edge_stats[:, new, :, _PRIOR] = torch.softmax(
         out.prior_logits.float().masked_fill(~legal, -math.inf), dim=-1).nan_to_num_(0.0)
-    tree.children_stats[:, new, :, LEGAL] = legal.to(tree.children_stats.dtype)
-    tree.children_index[b, torch.where(expand, parent, scratch), action] = new
+    tree.edge_stats[:, new, :, _LEGAL] = legal.to(tree.edge_stats.dtype)
+    tree.children_index[b, torch.where(expanding, parent, scratch), action] = new
     tree.num_simulations = new
+    return tree
 
-    # Backup along the path (root first; scratch entries are padding with r = 0, γ = 1).
-    nodes = torch.stack(path, dim=1)                                            # [B, D + 1]
-    leaf = torch.where(expand, new, node)
-    g = backup_values(tree.raw_value[b, leaf], tree.reward.gather(1, nodes[:, 1:]),
+
+def backup(tree: Tree, path: Path) -> Tree:
+    r"""Propagate the value of each path's leaf up to its root (in place).
+
+    Every node :math:`s_k` on the path gets one more visit and the return :math:`G_k` of
+    :func:`backup_values` (:math:`N \mathrel{+}= 1`, :math:`W \mathrel{+}= G_k`); every edge
+    on it its new visit count :math:`N(s_k, a_k) = N(s_{k+1})` and action value
+    :math:`Q = r + \gamma\, W(s_{k+1}) / N(s_{k+1})`; the range of Q seen (``min_q``,
+    ``max_q``) widens to include them, and the path becomes ``tree.last_path``.
+    """
+    b, scratch = tree.batch_range, tree.scratch
+    nodes = path.nodes                                                          # [B, D + 1], scratch-padded
+    # Scratch entries are padding with r = 0, γ = 1 (the scratch node is never written).
+    g = backup_values(tree.raw_value[b, path.leaf], tree.reward.gather(1, nodes[:, 1:]),
                       tree.discount.gather(1, nodes[:, 1:]))
     tree.node_visits.scatter_add_(1, nodes, torch.ones_like(g))
     tree.value_sum.scatter_add_(1, nodes, g)
@@ -369,14 +468,28 @@ def simulate(tree: Tree, recurrent_fn: RecurrentFn, *, c1: float = 1.25, c2: flo
     visits = tree.node_visits.gather(1, children)
     q = tree.reward.gather(1, children) + tree.discount.gather(1, children) * (
         tree.value_sum.gather(1, children) / visits.clamp(min=1))
+    # Both statistics of each edge (parent, action) in one indexed write per column.
     flat = (b.unsqueeze(1) * (scratch + 1) + parents) * tree.num_actions + tree.action.gather(1, children)
-    edges = tree.children_stats.view(-1, 4)
-    edges[flat, VISITS] = visits
-    edges[flat, QVALUE] = q
+    packed = tree.edge_stats.view(-1, 4)
+    packed[flat, _VISITS] = visits
+    packed[flat, _Q] = q
     tree.min_q = torch.minimum(tree.min_q, q.masked_fill(~real, math.inf).amin(dim=1))
     tree.max_q = torch.maximum(tree.max_q, q.masked_fill(~real, -math.inf).amax(dim=1))
     tree.last_path = nodes
     return tree
+
+
+def simulate(tree: Tree, recurrent_fn: RecurrentFn, *, c1: float = 1.25, c2: float = 19652.0,
+             qtransform: str = "none", unvisited_q: float = 0.0, c_visit: float = 50.0,
+             c_scale: float = 0.1) -> Tree:
+    """One simulation in each of the B trees (in place): :func:`select`, :func:`expand`, :func:`backup`.
+
+    See :func:`search` for the arguments.
+    """
+    path = select(tree, c1=c1, c2=c2, qtransform=qtransform, unvisited_q=unvisited_q, c_visit=c_visit,
+                  c_scale=c_scale)
+    expand(tree, recurrent_fn, path)
+    return backup(tree, path)
 
 
 def search(root: RootOutput, recurrent_fn: RecurrentFn, num_simulations: int, *,
@@ -410,7 +523,7 @@ def search(root: RootOutput, recurrent_fn: RecurrentFn, num_simulations: int, *,
 
     Returns:
       The :class:`Tree`; :func:`visit_policy` and :func:`root_value` read the result, and
-      :func:`gumbel_policy` the move and policy target of a Gumbel search.
+      :func:`gumbel_readout` the move and policy target of a Gumbel search.
     """
     if qtransform not in ("none", "minmax"):
         raise ValueError(f"qtransform must be 'none' or 'minmax'; got {qtransform!r}")
@@ -468,7 +581,7 @@ def considered_visits(max_considered: int, num_simulations: int) -> tuple[int, .
     return tuple(schedule[:num_simulations])
 
 
-def completed_q(stats: torch.Tensor, raw_value: torch.Tensor, c_visit: float = 50.0,
+def completed_q(edges: Edges, raw_value: torch.Tensor, c_visit: float = 50.0,
                 c_scale: float = 0.1) -> torch.Tensor:
     r""":math:`\sigma(\hat q)` of every edge of B nodes: Gumbel MuZero's completed, rescaled action values.
 
@@ -484,13 +597,13 @@ def completed_q(stats: torch.Tensor, raw_value: torch.Tensor, c_visit: float = 5
     c_{\text{scale}}\, \hat q` lets Q outweigh the prior more as the visits grow.
 
     Args:
-      stats: ``[B, A, 4]`` the nodes' ``children_stats`` (prior, visits, Q, legal).
+      edges: the nodes' :class:`Edges` (prior, visits, Q, legal), each ``[B, A]``.
       raw_value: ``[B]`` :math:`\hat v`, the network's value of each node.
 
     Returns:
       ``[B, A]`` :math:`\sigma(\hat q)` (0 on illegal edges).
     """
-    prior, visits, q, legal = stats[..., PRIOR], stats[..., VISITS], stats[..., QVALUE], stats[..., LEGAL] > 0
+    prior, visits, q, legal = edges
     visited = visits > 0
     total = visits.sum(-1)
     visited_prior = (prior * visited).sum(-1)
@@ -503,34 +616,32 @@ def completed_q(stats: torch.Tensor, raw_value: torch.Tensor, c_visit: float = 5
     return (c_visit + visits.amax(-1, keepdim=True)) * c_scale * rescaled
 
 
-def _log_prior(stats: torch.Tensor) -> torch.Tensor:
+def _log_prior(edges: Edges) -> torch.Tensor:
     """``[B, A]`` log P, floored at -1e9 on legal edges (a vanishing prior stays comparable), -inf elsewhere."""
-    logits = stats[..., PRIOR].clamp(min=1e-30).log().clamp(min=-1e9)
-    return logits.masked_fill(stats[..., LEGAL] <= 0, -math.inf)
+    logits = edges.prior.clamp(min=1e-30).log().clamp(min=-1e9)
+    return logits.masked_fill(~edges.legal, -math.inf)
 
 
-def _considered_argmax(tree: Tree, visit_target: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+def _considered_argmax(tree: Tree, root: Edges, visit_target: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     r"""The root move maximising :math:`g + \log P + \sigma(\hat q)` among the legal ones with ``visit_target`` visits."""
-    stats = tree.children_stats[:, 0]
-    score = tree.gumbel + _log_prior(stats) + sigma
-    legal = stats[..., LEGAL] > 0
-    candidate = legal & (stats[..., VISITS] == visit_target.unsqueeze(-1))
-    candidate = torch.where(candidate.any(-1, keepdim=True), candidate, legal)     # (the schedule always has one)
+    score = tree.gumbel + _log_prior(root) + sigma
+    candidate = root.legal & (root.visits == visit_target.unsqueeze(-1))
+    candidate = torch.where(candidate.any(-1, keepdim=True), candidate, root.legal)  # (the schedule always has one)
     return score.masked_fill(~candidate, -math.inf).argmax(-1)
 
 
 def _gumbel_root_action(tree: Tree, c_visit: float, c_scale: float) -> torch.Tensor:
     """``[B]`` the root move of the next simulation of B Gumbel trees (sequential halving)."""
-    legal = tree.children_stats[:, 0, :, LEGAL] > 0
-    considered = legal.sum(-1).clamp(max=tree.max_considered)                      # m per tree
+    root = tree.edges(slice(None), 0)
+    considered = root.legal.sum(-1).clamp(max=tree.max_considered)                 # m per tree
     planned, done = tree.scratch - 1, tree.num_simulations
     column = torch.tensor([considered_visits(m, planned)[done] for m in range(tree.max_considered + 1)],
-                          device=legal.device, dtype=tree.children_stats.dtype)
-    sigma = completed_q(tree.children_stats[:, 0], tree.raw_value[:, 0], c_visit, c_scale)
-    return _considered_argmax(tree, column[considered], sigma)
+                          device=root.visits.device, dtype=root.visits.dtype)
+    sigma = completed_q(root, tree.raw_value[:, 0], c_visit, c_scale)
+    return _considered_argmax(tree, root, column[considered], sigma)
 
 
-def _gumbel_inner_action(stats: torch.Tensor, raw_value: torch.Tensor, c_visit: float, c_scale: float) -> torch.Tensor:
+def _gumbel_inner_action(edges: Edges, raw_value: torch.Tensor, c_visit: float, c_scale: float) -> torch.Tensor:
     r"""``[B]`` Gumbel MuZero's deterministic choice below the root.
 
     .. math::  a^* = \arg\max_a \Big(\pi'(a) - \frac{N(a)}{1 + \sum_b N(b)}\Big),
@@ -538,32 +649,30 @@ def _gumbel_inner_action(stats: torch.Tensor, raw_value: torch.Tensor, c_visit: 
 
     visits each edge in proportion to the improved policy :math:`\pi'`.
     """
-    legal = stats[..., LEGAL] > 0
-    visits = stats[..., VISITS]
-    improved = torch.softmax(_log_prior(stats) + completed_q(stats, raw_value, c_visit, c_scale), dim=-1)
-    score = improved - visits / (1 + visits.sum(-1, keepdim=True))
-    return score.masked_fill(~legal, -math.inf).argmax(-1)
+    improved = torch.softmax(_log_prior(edges) + completed_q(edges, raw_value, c_visit, c_scale), dim=-1)
+    score = improved - edges.visits / (1 + edges.visits.sum(-1, keepdim=True))
+    return score.masked_fill(~edges.legal, -math.inf).argmax(-1)
 
 
-def gumbel_policy(tree: Tree, c_visit: float = 50.0, c_scale: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""The move and the policy target of B Gumbel searches: ``(action [B], policy [B, A])``.
+def gumbel_readout(tree: Tree, c_visit: float = 50.0, c_scale: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The move and the policy target of B finished Gumbel searches: ``(action [B], policy [B, A])``.
 
     The move is the most visited of the considered ones with the highest
     :math:`g + \log P + \sigma(\hat q)` (the survivor of sequential halving); the policy
     target is the improved policy :math:`\pi' = \mathrm{softmax}(\log P + \sigma(\hat q))`
     over the legal moves, which uses the Q of every visited move rather than visit counts.
     """
-    stats = tree.children_stats[:, 0]
-    sigma = completed_q(stats, tree.raw_value[:, 0], c_visit, c_scale)
-    visits = stats[..., VISITS].masked_fill(stats[..., LEGAL] <= 0, -1.0)
-    return _considered_argmax(tree, visits.amax(-1), sigma), torch.softmax(_log_prior(stats) + sigma, dim=-1)
+    root = tree.edges(slice(None), 0)
+    sigma = completed_q(root, tree.raw_value[:, 0], c_visit, c_scale)
+    visits = root.visits.masked_fill(~root.legal, -1.0)
+    return _considered_argmax(tree, root, visits.amax(-1), sigma), torch.softmax(_log_prior(root) + sigma, dim=-1)
 
 
 # ------------------------------------------------------------------------- read-outs
 def search_move(tree: Tree) -> torch.Tensor:
     """``[B]`` the move a search without noise plays: the most visited one, or for a Gumbel
-    tree (``tree.max_considered > 0``) the survivor of sequential halving (:func:`gumbel_policy`)."""
-    return gumbel_policy(tree)[0] if tree.max_considered else visit_policy(tree, 0).argmax(-1)
+    tree (``tree.max_considered > 0``) the survivor of sequential halving (:func:`gumbel_readout`)."""
+    return gumbel_readout(tree)[0] if tree.max_considered else visit_policy(tree, 0).argmax(-1)
 
 
 def root_value(tree: Tree) -> torch.Tensor:
@@ -578,7 +687,7 @@ def visit_policy(tree: Tree, temperature: float = 1.0) -> torch.Tensor:
     on; :math:`\tau \to 0` puts all mass on the most visited move (``temperature=0``:
     exactly, ties to the lowest index).
     """
-    visits = tree.children_stats[:, 0, :, VISITS]
+    visits = tree.children_visits[:, 0]
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0; got {temperature}")
     if temperature == 0:
@@ -625,6 +734,120 @@ def _gamma(alpha: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         todo &= ~ok
     u = torch.rand(a.shape, generator=generator, device=a.device)
     return out * u.clamp(min=1e-30) ** (1.0 / alpha)
+
+
+# ------------------------------------------------------------------------------ policies
+class PolicyOutput(NamedTuple):
+    """What a policy returns for B roots: the ``action [B]`` to play, the ``policy_target [B, A]``
+    the network's policy learns from, and the searched ``tree`` (for values and inspection)."""
+    action: torch.Tensor
+    policy_target: torch.Tensor
+    tree: Tree
+
+
+def puct_policy(root: RootOutput, recurrent_fn: RecurrentFn, num_simulations: int, *,
+                root_legal: torch.Tensor | None = None, dirichlet_alpha: float | None = None,
+                noise_fraction: float = 0.25, c1: float = 1.25, c2: float = 19652.0, qtransform: str = "none",
+                unvisited_q: float = 0.0, temperature: float = 1.0, explore: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> PolicyOutput:
+    r"""AlphaZero's and MuZero's policy: a PUCT search; train on the visit counts, play a move drawn from them.
+
+    With ``dirichlet_alpha``, the root prior is mixed with Dirichlet noise
+    (:func:`dirichlet_noise`, weight ``noise_fraction``) before the search, so that self-play
+    keeps trying every legal move; None: no noise (evaluation).
+
+    The policy target is the visit distribution :math:`\pi(a) = N(s_0, a) / \sum_b N(s_0, b)`.
+    The move is drawn from :math:`\pi(a) \propto N(s_0, a)^{1/\tau}`, :math:`\tau` =
+    ``temperature`` (0: the most visited move, without a draw). ``explore [B]`` bool limits
+    the draw to the roots where it is True, the others play the most visited move: AlphaZero's
+    opening rule is ``explore = move_number < temperature_moves`` with :math:`\tau = 1`.
+
+    ``root_legal`` and the search constants are those of :func:`search`; ``generator`` draws the
+    noise and the move (None: torch's global generator).
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0; got {temperature}")
+    legal = torch.ones_like(root.prior_logits, dtype=torch.bool) if root_legal is None else root_legal
+    if explore is not None and explore.shape != legal.shape[:1]:
+        raise ValueError(f"explore must be [B] = [{legal.shape[0]}]; got {tuple(explore.shape)}")
+    noise = None if dirichlet_alpha is None else dirichlet_noise(legal, dirichlet_alpha, generator)
+    tree = search(root, recurrent_fn, num_simulations, root_legal=root_legal, root_noise=noise,
+                  noise_fraction=noise_fraction, c1=c1, c2=c2, qtransform=qtransform, unvisited_q=unvisited_q)
+    target = visit_policy(tree, 1.0)
+    if temperature == 0:
+        action = tree.children_visits[:, 0].argmax(-1)
+    else:
+        probs = target if temperature == 1.0 else visit_policy(tree, temperature)
+        if explore is not None:
+            probs = torch.where(explore.unsqueeze(-1), probs, visit_policy(tree, 0))
+        action = sample_action(probs, generator)
+    return PolicyOutput(action, target, tree)
+
+
+def gumbel_policy(root: RootOutput, recurrent_fn: RecurrentFn, num_simulations: int, *,
+                  root_legal: torch.Tensor | None = None, max_considered: int = 16, gumbel_scale: float = 1.0,
+                  c_visit: float = 50.0, c_scale: float = 0.1,
+                  generator: torch.Generator | None = None) -> PolicyOutput:
+    r"""Gumbel MuZero's policy: a Gumbel search; play the survivor of sequential halving, train on the improved policy.
+
+    The root's Gumbel noise is ``gumbel_scale`` times :func:`gumbel_noise` (0: none, the search
+    is deterministic: evaluation). With noise, the choice of the ``max_considered`` root moves
+    is a sample without replacement from the prior, which is all the exploration the
+    policy needs: no Dirichlet noise and no temperature. The move and the target (the
+    improved policy :math:`\mathrm{softmax}(\log P + \sigma(\hat q))`) are
+    :func:`gumbel_readout`'s.
+
+    ``root_legal``, ``c_visit`` and ``c_scale`` are those of :func:`search`; ``generator`` draws
+    the noise (None: torch's global generator).
+    """
+    if gumbel_scale < 0:
+        raise ValueError(f"gumbel_scale must be >= 0; got {gumbel_scale}")
+    gumbel = None
+    if gumbel_scale > 0:
+        gumbel = gumbel_noise(tuple(root.prior_logits.shape), generator, device=root.prior_logits.device)
+        if gumbel_scale != 1.0:
+            gumbel = gumbel_scale * gumbel
+    tree = search(root, recurrent_fn, num_simulations, root_legal=root_legal, selection="gumbel", gumbel=gumbel,
+                  max_considered=max_considered, c_visit=c_visit, c_scale=c_scale)
+    action, target = gumbel_readout(tree, c_visit, c_scale)
+    return PolicyOutput(action, target, tree)
+
+
+PolicyFn = Callable[..., PolicyOutput]
+
+
+def make_policy(selection: str, num_simulations: int, *, c1: float = 1.25, c2: float = 19652.0,
+                qtransform: str = "none", unvisited_q: float = 0.0, dirichlet_alpha: float | None = None,
+                noise_fraction: float = 0.25, max_considered: int = 16, gumbel_scale: float = 1.0,
+                c_visit: float = 50.0, c_scale: float = 0.1,
+                generator: torch.Generator | None = None) -> PolicyFn:
+    """The policy a ``selection`` setting names, with its settings bound, for a training loop to call.
+
+    Returns ``policy_fn(root, recurrent_fn, root_legal=None, *, temperature=1.0, explore=None)
+    -> PolicyOutput``: :func:`puct_policy` for ``"puct"`` (with ``c1``, ``c2``, ``qtransform``,
+    ``unvisited_q``, ``dirichlet_alpha``, ``noise_fraction``) or :func:`gumbel_policy` for
+    ``"gumbel"`` (with ``max_considered``, ``gumbel_scale``, ``c_visit``, ``c_scale``). A
+    setting the chosen policy has no use for is ignored, and so are ``temperature`` and
+    ``explore`` by a Gumbel policy (its move is sequential halving's survivor), so that one
+    loop serves both selections. For evaluation: ``dirichlet_alpha=None``, ``gumbel_scale=0``
+    and ``temperature=0``.
+    """
+    if selection == "puct":
+        def policy(root: RootOutput, recurrent_fn: RecurrentFn, root_legal: torch.Tensor | None = None, *,
+                   temperature: float = 1.0, explore: torch.Tensor | None = None) -> PolicyOutput:
+            return puct_policy(root, recurrent_fn, num_simulations, root_legal=root_legal,
+                               dirichlet_alpha=dirichlet_alpha, noise_fraction=noise_fraction, c1=c1, c2=c2,
+                               qtransform=qtransform, unvisited_q=unvisited_q, temperature=temperature,
+                               explore=explore, generator=generator)
+    elif selection == "gumbel":
+        def policy(root: RootOutput, recurrent_fn: RecurrentFn, root_legal: torch.Tensor | None = None, *,
+                   temperature: float = 1.0, explore: torch.Tensor | None = None) -> PolicyOutput:
+            return gumbel_policy(root, recurrent_fn, num_simulations, root_legal=root_legal,
+                                 max_considered=max_considered, gumbel_scale=gumbel_scale, c_visit=c_visit,
+                                 c_scale=c_scale, generator=generator)
+    else:
+        raise ValueError(f"selection must be 'puct' or 'gumbel'; got {selection!r}")
+    return policy
 
 
 # ------------------------------------------------------------- searching the true rules

@@ -46,8 +46,8 @@ from typing import Sequence
 
 import torch
 
-from ..search.mcts import (LEGAL, PRIOR, VISITS, Evaluator, RecurrentFn, RootOutput, Tree, _normalised_q,
-                           init_tree, puct_scores, rules_recurrent_fn, rules_root, simulate)
+from ..search.mcts import (Evaluator, RecurrentFn, RootOutput, Tree, _normalised_q, init_tree, puct_scores,
+                           rules_recurrent_fn, rules_root, simulate)
 
 __all__ = ["TreeExplorer", "TreeExplorerWidget", "tree_snapshot", "layout", "render_svg", "render_panel",
            "board_svg", "static_html", "player_names"]
@@ -148,13 +148,14 @@ def tree_snapshot(tree: Tree, game=None, *, b: int = 0, c1: float = 1.25, c2: fl
         size[node] = 1 + sum(size[c] for _, c in kids[node])
 
     # PUCT of every edge of every expanded node, as simulate() computes it.
-    idx = torch.tensor(expanded, dtype=torch.long, device=tree.children_stats.device)
-    stats = tree.children_stats[b, idx]                                       # [M, A, 4]
+    idx = torch.tensor(expanded, dtype=torch.long, device=tree.children_index.device)
+    edges = tree.edges(b, idx)                                                # each [M, A]
     m = len(expanded)
-    q = _normalised_q(stats, tree.min_q[b].expand(m), tree.max_q[b].expand(m), qtransform, unvisited_q)
-    puct = puct_scores(stats[..., PRIOR], stats[..., VISITS], q, stats[..., LEGAL], tree.node_visits[b, idx], c1, c2)
+    q = _normalised_q(edges, tree.min_q[b].expand(m), tree.max_q[b].expand(m), qtransform, unvisited_q)
+    puct = puct_scores(edges.prior, edges.visits, q, edges.legal, tree.node_visits[b, idx], c1, c2)
     row = {node: i for i, node in enumerate(expanded)}
-    stats, puct = stats.tolist(), puct.tolist()
+    stats = torch.stack([edges.prior, edges.visits, edges.q, edges.legal.to(edges.q.dtype)], -1).tolist()  # [M][A][4]
+    puct = puct.tolist()
 
     path = [n for n in tree.last_path[b].tolist() if n != scratch]
     on_path = set(path)
