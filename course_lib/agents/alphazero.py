@@ -60,6 +60,7 @@ class AlphaZeroConfig(EnvConfig):
     """AlphaZero's hyper-parameters. Defaults: tic-tac-toe, learnt to perfect play in one to four CPU minutes."""
 
     env: str = option("tictactoe", "board game", choices=GAMES)
+    env_backend: str = option("tensor", "board games are played as batched tensors", choices=("tensor",))
     total_steps: int = option(60_000, "self-play moves to train for (summed over the parallel games)", low=1)
     num_envs: int = option(128, "self-play games played at once (one batched search per move)", low=1)
     num_simulations: int = option(32, "MCTS simulations per self-play move", low=1)
