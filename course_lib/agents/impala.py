@@ -344,7 +344,7 @@ def train(
       resume: continue the run checkpointed in ``out`` (with fresh actors).
       overwrite: replace a run already in ``out``.
       progress: show a progress bar.
-      callback: called with every metrics row (e.g. a :class:`~course_lib.core.LiveCurve`).
+      callback: called with every metrics row (e.g. a :class:`~course_lib.viz.LiveCurve`).
 
     Each metrics row (one per update) holds ``step`` (environment frames the learner has
     consumed), ``update``, ``episode_return``/``episode_length`` (moving average over the

@@ -276,7 +276,7 @@ def train(
       resume: continue the run checkpointed in ``out``.
       overwrite: replace a run already in ``out``.
       progress: show a progress bar.
-      callback: called with every metrics row (e.g. a :class:`~course_lib.core.LiveCurve`).
+      callback: called with every metrics row (e.g. a :class:`~course_lib.viz.LiveCurve`).
     """
     cfg = config if config is not None else PPOConfig()
     run = Run(out, "ppo", cfg, resume=resume, overwrite=overwrite)
