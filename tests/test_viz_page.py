@@ -91,6 +91,8 @@ def test_bad_pages_raise_clear_errors():
         explorable_page([{"v": "x"}], kind="Tree Explorer")
     with pytest.raises(ValueError, match="views \\['w'\\] the page does not have"):
         explorable_page([{"v": "x"}, {"w": "y"}], two, kind="demo", views={"v": ""})
+    with pytest.raises(ValueError, match="click 'k' fills views \\['w'\\] that the frame's views do not fill"):
+        explorable_page([Frame({"v": "x"}, {"k": {"w": "y"}})], kind="demo", views={"v": "", "w": ""})
     with pytest.raises(ValueError, match="slider names must differ"):
         explorable_page([{"v": "x"}] * 4, [Slider("a", [1, 2]), Slider("a", [1, 2])], kind="demo")
     with pytest.raises(ValueError, match="content must be an HTML string"):

@@ -101,7 +101,7 @@ class Frame:
     Args:
       views: ``{view name: content}``; content is HTML text or a list of pieces joined in order.
       on_click: ``{key: {view name: content}}``: views replaced while the part ``data-click=key``
-        is selected.
+        is selected (each of them also in ``views``: what shows when nothing is selected).
     """
     views: Mapping[str, Content]
     on_click: Mapping[str, Mapping[str, Content]] = field(default_factory=dict)
@@ -307,6 +307,10 @@ def explorable_page(frames: Sequence[Frame | Mapping[str, Content]], sliders: Se
             raise ValueError(f"frame {i} fills views {sorted(unknown)} the page does not have; views: {names}")
         if any(not isinstance(key, str) for key in frame.on_click):
             raise ValueError(f"frame {i}: on_click keys must be strings (data-click values)")
+        for key, over in frame.on_click.items():
+            if set(over) - set(frame.views):     # else clearing the selection would leave the clicked content
+                raise ValueError(f"frame {i}: click {key!r} fills views {sorted(set(over) - set(frame.views))} that "
+                                 f"the frame's views do not fill (they show when nothing is selected)")
     if select is not None and not isinstance(select, str):
         raise ValueError(f"select must be a data-click key (a string) or None; got {select!r}")
 
@@ -342,10 +346,10 @@ def explorable_page(frames: Sequence[Frame | Mapping[str, Content]], sliders: Se
     uid = f"{id_prefix}-{uuid.uuid4().hex[:12]}"
     rows = []
     for i, (s, start) in enumerate(zip(sliders, starts)):
-        rows.append(f"<div data-slider='{i}'><button data-role='first' title='first'>⏮</button>"
+        rows.append(f"<div data-slider='{i}'><button data-role='first' title='first'>|◀</button>"
                     f"<button data-role='prev'>◀</button><input type='range' min='0' max='{len(s.values) - 1}' "
                     f"step='1' value='{start}' aria-label='{_attr(s.label or s.name)}'>"
-                    f"<button data-role='next'>▶</button><button data-role='last' title='last'>⏭</button>"
+                    f"<button data-role='next'>▶</button><button data-role='last' title='last'>▶|</button>"
                     f"<span data-role='label'>{_attr(s.shown_texts[start])}</span></div>")
     state = ",".join(map(str, starts)) + ("" if select is None else f"|{select}")
     script = _SCRIPT % {"id": json.dumps(uid), "hook": on_show or "null"}
