@@ -277,6 +277,10 @@ def test_widget_displays_as_one_output_with_the_static_page():
     page = read_page(data["text/html"])
     assert page["kind"] == "mcts-tree" and page["sliders"][0].values == tuple(range(7))
     assert "TreeExplorer(" in data["text/plain"]
+    view = explorer.widget([0, 3, 6], title="three steps")      # the same widget, another static page
+    assert view is explorer.widget([0, 3, 6], title="three steps")
+    html = DisplayFormatter().format(view)[0]["text/html"]
+    assert read_page(html)["sliders"][0].values == (0, 3, 6) and "three steps" in html
 
 
 # ---------------------------------------------------------------------------------- boards

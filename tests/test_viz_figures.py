@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from course_lib.games import TicTacToe  # noqa: E402
 from course_lib.viz import (LiveCurve, Slider, arrow, boards_html, both_sides, box, figure_explorer,  # noqa: E402
-                            figure_html, figure_page, plot_learning_curve, read_page, smooth, wdl, wdl_table)
+                            figure_html, figure_page, image_html, plot_learning_curve, read_page, smooth, wdl,
+                            wdl_table)
 from course_lib.viz.live import WIDGET_MIME  # noqa: E402
 
 
@@ -74,6 +75,24 @@ def test_figure_html_is_a_small_palette_png_and_closes_the_figure():
     assert not plt.fignum_exists(fig.number)
     with pytest.raises(ValueError, match="matplotlib Figure"):
         figure_html("not a figure")
+
+
+def test_image_html_keeps_every_pixel():
+    import numpy as np
+    import torch
+
+    grey = np.array([[0.0, 1.0], [0.5, 0.25]])
+    image, size = png_of(image_html(grey, scale=4))
+    assert size == (8, 8) and image.size == (2, 2)
+    assert [image.getpixel((x, y)) for y in (0, 1) for x in (0, 1)] == [0, 255, 128, 64]
+    rgb = torch.zeros(3, 2, 3, dtype=torch.uint8)
+    rgb[1, 0] = torch.tensor([10, 200, 30])
+    image, _ = png_of(image_html(rgb))
+    assert image.size == (2, 3) and image.getpixel((0, 1)) == (10, 200, 30)
+    with pytest.raises(ValueError, match=r"\[H, W\] or \[H, W, 3\]"):
+        image_html(np.zeros((2, 2, 4)))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        image_html(np.full((2, 2), 2.0))
 
 
 def test_figure_page_draws_every_combination_once():

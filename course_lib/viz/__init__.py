@@ -19,7 +19,7 @@ Example:
 from .boards import board_svg, boards_html, player_names, show_boards
 from .curves import LiveCurve, plot_learning_curve, smooth
 from .diagrams import arrow, box
-from .figures import figure_explorer, figure_html, figure_page
+from .figures import figure_explorer, figure_html, figure_page, image_html
 from .live import LiveAndStatic, show_explorer
 from .page import Frame, Slider, explorable_page, frame_index, grid_values, read_page
 from .tables import both_sides, wdl, wdl_table
@@ -28,6 +28,6 @@ from .tree_explorer import TreeExplorer, TreeExplorerWidget, static_html
 
 __all__ = ["Frame", "LiveAndStatic", "LiveCurve", "Slider", "TreeExplorer", "TreeExplorerWidget", "arrow",
            "board_svg", "boards_html", "both_sides", "box", "explorable_page", "figure_explorer", "figure_html",
-           "figure_page", "frame_index", "grid_values", "layout", "player_names", "plot_learning_curve",
+           "figure_page", "frame_index", "grid_values", "image_html", "layout", "player_names", "plot_learning_curve",
            "read_page", "render_panel", "render_svg", "show_boards", "show_explorer", "smooth", "static_html",
            "tree_snapshot", "wdl", "wdl_table"]

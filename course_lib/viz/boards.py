@@ -113,8 +113,8 @@ def boards_html(game, states, captions: Sequence[str] | None = None, last_action
     for i, state in enumerate(states):
         last = None if last_actions is None else last_actions[i]
         caption = "" if captions is None else captions[i]
-        items.append(f"<div style='text-align:center;font-size:12px'>{board_svg(game, state, last_action=last, cell=cell)}"
-                     f"<br>{caption}</div>")
+        drawing = board_svg(game, state, last_action=last, cell=cell)
+        items.append(f"<div style='text-align:center;font-size:12px'>{drawing}<br>{caption}</div>")
     return "<div style='display:flex;flex-wrap:wrap;gap:16px;align-items:flex-end'>" + "".join(items) + "</div>"
 
 

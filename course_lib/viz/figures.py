@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import html
 import io
 import math
 from typing import Callable, Mapping, Sequence
@@ -27,7 +28,7 @@ from typing import Callable, Mapping, Sequence
 from .live import LiveAndStatic
 from .page import Slider, explorable_page, grid_values
 
-__all__ = ["figure_explorer", "figure_html", "figure_page"]
+__all__ = ["figure_explorer", "figure_html", "figure_page", "image_html"]
 
 
 def figure_html(fig, *, dpi: float = 72, colors: int = 128, close: bool = True) -> str:
@@ -50,11 +51,46 @@ def figure_html(fig, *, dpi: float = 72, colors: int = 128, close: bool = True) 
         import matplotlib.pyplot as plt
         plt.close(fig)
     raw.seek(0)
-    image = Image.open(raw).convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    image = Image.open(raw).convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT,
+                                                    dither=Image.Dither.NONE)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     width, height = image.size
     return (f"<img width='{width}' height='{height}' style='max-width:100%;height:auto' alt='plot' "
+            f"src='data:image/png;base64,{base64.b64encode(out.getvalue()).decode('ascii')}'>")
+
+
+def image_html(pixels, *, scale: int = 1, alt: str = "image") -> str:
+    """An ``<img>`` holding an array of pixels as a base64 PNG, each pixel a ``scale`` x ``scale`` square.
+
+    For frames that are pictures already (an observation, an imagined frame), without matplotlib.
+
+    Args:
+      pixels: ``[H, W]`` (grey) or ``[H, W, 3]`` (RGB), a NumPy array or tensor; floats in [0, 1] or
+        integers in [0, 255].
+      scale: an integer upscaling, drawn without smoothing (``image-rendering: pixelated``).
+      alt: the image's text alternative.
+    """
+    import numpy as np
+    from PIL import Image
+
+    array = pixels.detach().cpu().numpy() if hasattr(pixels, "detach") else np.asarray(pixels)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
+        raise ValueError(f"pixels must be [H, W] or [H, W, 3]; got shape {tuple(array.shape)}")
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be an integer >= 1; got {scale!r}")
+    if array.dtype.kind == "f":
+        if array.size and (array.min() < 0 or array.max() > 1):
+            raise ValueError(f"float pixels must be in [0, 1]; got [{array.min():.3g}, {array.max():.3g}]")
+        array = np.rint(array * 255)
+    elif array.size and (array.min() < 0 or array.max() > 255):
+        raise ValueError(f"integer pixels must be in [0, 255]; got [{array.min()}, {array.max()}]")
+    image = Image.fromarray(array.astype(np.uint8))
+    width, height = image.width * scale, image.height * scale
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return (f"<img width='{width}' height='{height}' style='image-rendering:pixelated' "
+            f"alt='{html.escape(alt, quote=True)}' "
             f"src='data:image/png;base64,{base64.b64encode(out.getvalue()).decode('ascii')}'>")
 
 

@@ -196,6 +196,7 @@ _SCRIPT = r"""(function () {
   function fill(content) {
     for (var name in content) if (views[name]) views[name].innerHTML = text(content[name]);
   }
+  function role(row, name) { return row.querySelector('[data-role="' + name + '"]'); }
   function clickables() { return root.querySelectorAll('[data-click]'); }
   function exists(key) {
     var all = clickables();
@@ -218,8 +219,8 @@ _SCRIPT = r"""(function () {
       inputs[s].value = at[s];
       labels[s].textContent = sliders[s].texts[at[s]];
       var row = inputs[s].parentNode;
-      row.querySelector('[data-role="first"]').disabled = row.querySelector('[data-role="prev"]').disabled = at[s] === 0;
-      row.querySelector('[data-role="last"]').disabled = row.querySelector('[data-role="next"]').disabled = at[s] === last;
+      role(row, 'first').disabled = role(row, 'prev').disabled = at[s] === 0;
+      role(row, 'last').disabled = role(row, 'next').disabled = at[s] === last;
     }
     root.setAttribute('data-state', at.join(',') + (sel === null ? '' : '|' + sel));
     if (hook) hook(root, {at: at.slice(), selected: sel, first: first});
@@ -232,10 +233,11 @@ _SCRIPT = r"""(function () {
     labels[s] = row.querySelector('[data-role="label"]');
     input.addEventListener('input', function () { go(s, +input.value); });
     input.addEventListener('change', function () { go(s, +input.value); });
-    row.querySelector('[data-role="first"]').addEventListener('click', function () { go(s, 0); });
-    row.querySelector('[data-role="prev"]').addEventListener('click', function () { go(s, at[s] - 1); });
-    row.querySelector('[data-role="next"]').addEventListener('click', function () { go(s, at[s] + 1); });
-    row.querySelector('[data-role="last"]').addEventListener('click', function () { go(s, sliders[s].values.length - 1); });
+    function on(name, where) { role(row, name).addEventListener('click', function () { go(s, where()); }); }
+    on('first', function () { return 0; });
+    on('prev', function () { return at[s] - 1; });
+    on('next', function () { return at[s] + 1; });
+    on('last', function () { return sliders[s].values.length - 1; });
   });
   root.addEventListener('click', function (e) {
     var t = e.target;

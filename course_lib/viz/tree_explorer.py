@@ -52,9 +52,9 @@ def _body_html(tree_svg: str, panel_html: str) -> str:
 
 def _view_html(snapshot: dict, game, selected: int) -> str:
     """The live view: the tree, with ``selected`` ringed, beside that node's panel."""
+    body = _body_html(render_svg(snapshot, selected=selected), render_panel(snapshot, selected, game))
     return (f"<style>{PANEL_CSS}</style><div class='mctsx' style='font:12px/1.35 sans-serif;color:{TEXT};"
-            f"margin:6px 0'>{_body_html(render_svg(snapshot, selected=selected), render_panel(snapshot, selected, game))}"
-            f"</div>")
+            f"margin:6px 0'>{body}</div>")
 
 
 # --------------------------------------------------------------------------- static page
@@ -132,7 +132,8 @@ def static_html(snapshots: Sequence[dict], game=None, *, start: int = -1, title:
         frames, [slider], kind="mcts-tree",
         body=_body_html("$tree", "$panel"), title=title, hint="click a node to see it (click it again: the root)",
         select="0", on_show=_ON_SHOW, css=PANEL_CSS, css_class="mctsx", id_prefix="mctsx",
-        meta={"num_simulations": total, "node_fields": ["id", "parent", "action", "N", "W/N", "network value", "terminal"],
+        meta={"num_simulations": total,
+              "node_fields": ["id", "parent", "action", "N", "W/N", "network value", "terminal"],
               "edge_fields": ["parent", "child", "action", "N", "Q", "P", "PUCT"], "snapshots": numbers})
 
 
@@ -303,14 +304,16 @@ class TreeExplorer:
         from IPython.display import HTML, display
         display(HTML(self.to_html(steps, start=start, title=title)))
 
-    def widget(self) -> "TreeExplorerWidget":
+    def widget(self, steps: Sequence[int] | None = None, *, title: str | None = None) -> "TreeExplorerWidget":
         """The live explorer (ipywidgets): Step, Run all, Reset, a node menu, the tree and the node's panel.
 
-        Displayed, it is one output holding the widget and the static page (:meth:`to_html`), which the
-        book shows in its place.
+        Displayed, it is one output holding the widget and the static page ``to_html(steps, title=title)``,
+        which the book shows in its place. The widget is made once; a later call changes only what its
+        static page shows.
         """
         if self._widget is None:
             self._widget = TreeExplorerWidget(self)
+        self._widget.static_options(steps, title=title)
         return self._widget
 
     def _ipython_display_(self) -> None:
@@ -342,6 +345,7 @@ class TreeExplorerWidget:
         self.explorer = explorer
         self.selected = 0
         self._static: str | None = None
+        self._static_options: tuple = (None, None)
         self._updating = False
         self.step_button = widgets.Button(description="Step", tooltip="run one simulation")
         self.run_button = widgets.Button(description="Run all", tooltip="run the remaining simulations")
@@ -394,10 +398,17 @@ class TreeExplorerWidget:
         self.status.value = f"k = {self.explorer.k} of {self.explorer.num_simulations} simulations"
         self.view.value = _view_html(snapshot, self.explorer.game, self.selected)
 
+    def static_options(self, steps: Sequence[int] | None = None, *, title: str | None = None) -> None:
+        """What the static page shows: the snapshots after ``steps`` simulations (default all), and a title."""
+        options = (None if steps is None else [int(k) for k in steps], title)
+        if options != self._static_options:
+            self._static_options, self._static = options, None
+
     def static_page(self) -> str:
-        """The explorer's static page (:meth:`TreeExplorer.to_html` of the full search), made once."""
+        """The static page shown with the widget (:meth:`TreeExplorer.to_html` of a fresh search), made once."""
         if self._static is None:
-            self._static = self.explorer.to_html()
+            steps, title = self._static_options
+            self._static = self.explorer.to_html(steps, title=title)
         return self._static
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
