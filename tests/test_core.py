@@ -1,5 +1,4 @@
 """Foundations: config validation, atomic checkpoints, metrics log, device and seeding."""
-import json
 import os
 from dataclasses import dataclass
 
@@ -8,8 +7,8 @@ import torch
 
 from course_lib.agents.ppo import PPOConfig
 from course_lib.core import (Config, ConfigError, EpisodeTracker, MetricsLogger, load_checkpoint, option,
-                             plot_learning_curve, read_metrics, resolve_device, rng_state, save_checkpoint,
-                             seed_everything, set_rng_state)
+                             read_metrics, resolve_device, rng_state, save_checkpoint, seed_everything,
+                             set_rng_state)
 
 
 @dataclass
@@ -154,15 +153,6 @@ def test_episode_tracker():
     other = EpisodeTracker(2, torch.device("cpu"), window=3)
     other.load_state_dict(state)
     assert list(other.recent_returns) == [2.0, 5.0] and other.episodes == 2
-
-
-def test_plot_learning_curve(tmp_path):
-    import matplotlib
-    matplotlib.use("Agg")
-    path = tmp_path / "metrics.jsonl"
-    path.write_text("\n".join(json.dumps({"step": s, "episode_return": s / 10}) for s in range(1, 6)) + "\n")
-    ax = plot_learning_curve({"run": tmp_path}, target=0.4)
-    assert len(ax.lines) == 2 and list(ax.lines[0].get_xdata()) == [1, 2, 3, 4, 5]
 
 
 # ---------------------------------------------------------------------------- device

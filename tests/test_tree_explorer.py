@@ -1,8 +1,8 @@
 """The MCTS tree explorer: snapshots against the tree they read, stepping against search(),
-the layout's geometry, the static page's structure, the live widget's callbacks, boards."""
+the layout's geometry, the static page's frames against the live drawings, the live widget's
+callbacks and its one output (widget + static page), boards."""
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -10,8 +10,11 @@ import torch
 
 from course_lib.games import ConnectFour, TicTacToe
 from course_lib.search import RecurrentOutput, RootOutput, puct_scores, rules_recurrent_fn, rules_root, search
-from course_lib.viz import TreeExplorer, board_svg, layout, render_panel, render_svg, static_html, tree_snapshot
+from course_lib.viz import (TreeExplorer, board_svg, layout, read_page, render_panel, render_svg, static_html,
+                            tree_snapshot)
+from course_lib.viz.live import WIDGET_MIME
 from test_search import hashed  # the deterministic stand-in network the search tests use
+from test_viz_page import run_in_browser
 
 
 def play(game, moves):
@@ -19,12 +22,6 @@ def play(game, moves):
     for move in moves:
         state, _, _ = game.step(state, torch.tensor([move]), check=True)
     return state
-
-
-def data_of(page: str) -> dict:
-    found = re.findall(r"<script type='application/json' id='([^']+)-data'>(.*?)</script>", page, re.S)
-    assert len(found) == 1
-    return json.loads(found[0][1])
 
 
 @pytest.fixture(scope="module")
@@ -176,30 +173,65 @@ def test_render_svg_draws_each_shown_node_and_the_path(connect4_explorer):
 
 
 # ---------------------------------------------------------------------------- static page
-def test_static_html_holds_one_snapshot_per_step_and_unique_ids():
+def test_static_page_frames_are_the_live_drawings():
     game = ConnectFour()
     explorer = TreeExplorer(game, hashed(game), game.initial(1), num_simulations=20)
     page = explorer.to_html(steps=[0, 3, 20])
-    data = data_of(page)
-    assert [s["k"] for s in data["snapshots"]] == [0, 3, 20] and data["start"] == 2
+    data = read_page(page)
     assert explorer.k == 0                          # the explorer's own tree is untouched
-    for snap in data["snapshots"]:
-        assert snap["svg"].count("<svg") == snap["svg"].count("</svg>") == 1
-        ids = [n[0] for n in snap["nodes"]]
-        assert set(snap["panels"]) == {str(i) for i in ids} and 0 in ids and all(str(i) in data["boards"] for i in ids)
-    assert len(data["snapshots"][-1]["edges"]) == 20 and len(data["snapshots"][1]["edges"]) == 3
+    (slider,) = data["sliders"]
+    assert data["kind"] == "mcts-tree" and data["select"] == "0"
+    assert slider.values == (0, 3, 20) and slider.start == 2 and slider.shown_texts[1] == "k = 3 of 20 simulations"
+    snapshots = explorer.snapshots([0, 3, 20])
+    for frame, snap, numbers in zip(data["frames"], snapshots, data["meta"]["snapshots"]):
+        ids = [n["id"] for n in snap["nodes"]]
+        assert numbers["k"] == snap["k"] and [row[0] for row in numbers["nodes"]] == ids
+        assert len(numbers["edges"]) == len(snap["edges"]) == len(ids) - 1
+        assert frame.views["tree"] == render_svg(snap)
+        # One panel per node, clicked by the node's data-click, each exactly the live widget's panel.
+        assert sorted(re.findall(r"data-click='(\d+)'", frame.views["tree"])) == sorted(map(str, ids))
+        assert set(frame.on_click) == {str(i) for i in ids}
+        for i in ids:
+            assert frame.on_click[str(i)] == {"panel": render_panel(snap, i, game)}
+        assert frame.views["panel"] == render_panel(snap, 0, game)
     assert page.count("<svg") == page.count("</svg>")  # the start drawing outside the JSON
+    assert "data-explorer='mcts-tree'" in page and page.count("type='range'") == 1
     assert "<script src" not in page and "require(" not in page and "http://" not in page.replace(
-        "http://www.w3.org/2000/svg", "")
+        "http://www.w3.org/2000/svg", "") and "https://" not in page
     assert page.count("</script>") == 2              # the JSON cannot close its script element early
-    first, second = (re.search(r"id='(mctsx-[0-9a-f]+)'", p).group(1) for p in (page, explorer.to_html([0, 1])))
-    assert first != second and f"getElementById(\"{first}\")" in page
+    first, second = (read_page(p)["id"] for p in (page, explorer.to_html([0, 1])))
+    assert first.startswith("mctsx-") and first != second and f"getElementById(\"{first}\")" in page
+
+
+def test_static_page_opens_scrolled_to_the_root_and_answers_in_a_browser(tmp_path):
+    # 50 simulations of Connect Four draw a tree about 2,200 px wide in a box of 640 px here: the
+    # page must open with the root centred in the box, not at the drawing's left edge.
+    game = ConnectFour()
+    page = TreeExplorer(game, hashed(game), game.initial(1), num_simulations=50).to_html()
+    out = run_in_browser(page, r"""
+      var root = document.querySelector('[data-explorer="mcts-tree"]'), box = root.querySelector('[data-view="tree"]');
+      function rootX() { return parseFloat(/translate\(([-0-9.]+)/.exec(box.querySelector('[data-node="0"]')
+                                                                        .getAttribute('transform'))[1]); }
+      out.width = box.clientWidth; out.drawing = box.scrollWidth; out.centre = box.scrollLeft + box.clientWidth / 2;
+      out.root = rootX();
+      var panel = root.querySelector('[data-view="panel"]');
+      click(box.querySelector('[data-click="3"]'));       // the view is redrawn: find the ring afterwards
+      var ring = box.querySelector('[data-ring]');
+      out.clicked = [panel.textContent.slice(0, 6), ring.getAttribute('visibility') === 'visible' &&
+                     ring.getAttribute('transform') ===
+                     box.querySelector('[data-node="3"]').getAttribute('transform'), root.getAttribute('data-state')];
+      slide(root.querySelector('input[type=range]'), 5);
+      out.moved = [root.getAttribute('data-state'), box.querySelectorAll('[data-node]').length];
+    """, tmp_path)
+    assert out["drawing"] > 2 * out["width"] and out["root"] > out["width"]     # the case of the issue
+    assert abs(out["centre"] - out["root"]) <= 1
+    assert out["clicked"] == ["node 3", True, "50|3"] and out["moved"] == ["5|3", 6]
 
 
 def test_static_html_for_fifty_connect_four_simulations_is_small():
     game = ConnectFour()
     page = TreeExplorer(game, hashed(game), game.initial(1), num_simulations=50).to_html()
-    assert len(data_of(page)["snapshots"]) == 51
+    assert len(read_page(page)["frames"]) == 51
     assert len(page.encode()) < 1_500_000
 
 
@@ -231,6 +263,23 @@ def test_widget_buttons_and_node_menu():
     view.reset_button.click()
     assert explorer.k == 0 and view.selected == 0 and not view.step_button.disabled
     assert [value for _, value in view.node_menu.options] == [0]
+
+
+def test_widget_displays_as_one_output_with_the_static_page():
+    pytest.importorskip("ipywidgets")
+    from IPython.core.formatters import DisplayFormatter
+
+    game = TicTacToe()
+    explorer = TreeExplorer(game, hashed(game), game.initial(1), num_simulations=6)
+    data, _ = DisplayFormatter().format(explorer.widget())      # what display() sends: one bundle
+    assert data[WIDGET_MIME]["model_id"] == explorer.widget().container.model_id
+    page = read_page(data["text/html"])
+    assert page["kind"] == "mcts-tree" and page["sliders"][0].values == tuple(range(7))
+    assert "TreeExplorer(" in data["text/plain"]
+    view = explorer.widget([0, 3, 6], title="three steps")      # the same widget, another static page
+    assert view is explorer.widget([0, 3, 6], title="three steps")
+    html = DisplayFormatter().format(view)[0]["text/html"]
+    assert read_page(html)["sliders"][0].values == (0, 3, 6) and "three steps" in html
 
 
 # ---------------------------------------------------------------------------------- boards
@@ -267,8 +316,8 @@ def test_latent_model_without_a_game():
     assert len(snap["nodes"]) == 16 and all(n["board"] is None for n in snap["nodes"])
     assert snap["nodes"][3]["label"] == f"latent state #{snap['nodes'][3]['id']}"
     assert "latent state #0" in render_panel(snap, 0) and "<svg" not in render_panel(snap, 0)
-    data = data_of(explorer.to_html([0, 5, 15]))
-    assert data["boards"] == {} and len(data["snapshots"]) == 3
+    data = read_page(explorer.to_html([0, 5, 15]))
+    assert len(data["frames"]) == 3 and "<svg" not in data["frames"][2].on_click["3"]["panel"]
     # min-max Q (MuZero's default here): the PUCT shown is the one the search uses.
     assert explorer.search_settings["qtransform"] == "minmax"
     tree = explorer.tree
