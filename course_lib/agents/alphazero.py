@@ -183,7 +183,7 @@ def outcome_targets(lengths: torch.Tensor, final_rewards: torch.Tensor, max_move
     makes move :math:`k`. The last mover, who made move :math:`L-1`, received the final
     reward (+1 won, 0 draw), so
 
-    .. math::  z_k = (-1)^{L-1-k}\, r_{	ext{final}}
+    .. math::  z_k = (-1)^{L-1-k}\, r_{\text{final}}
 
     Args:
       lengths: ``[n]`` :math:`L`, moves played in each game.
