@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -62,7 +63,7 @@ from .base import RunConfig
 
 __all__ = ["MuZeroConfig", "MuZeroNet", "scale_value", "unscale_value", "to_support", "from_support",
            "n_step_value_targets", "muzero_loss", "latent_root", "latent_recurrent_fn", "MuZeroSearchPlayer",
-           "augment_unrolls", "train", "BENCHMARKS"]
+           "augment_unrolls", "export_network", "load_network", "train", "BENCHMARKS"]
 
 
 @dataclass
@@ -413,6 +414,42 @@ class _SelfPlay:
 
     def load_state_dict(self, state: dict) -> None:
         self.states = state["states"].to(self.device)
+
+
+# --------------------------------------------------------------------------- shipped networks
+def _sizes(cfg: MuZeroConfig) -> tuple[int, int]:
+    """(observation size, number of actions) of the environment ``cfg`` trains on."""
+    if cfg.board_game:
+        game = make_game(cfg.env)
+        return math.prod(game.obs_shape), game.num_actions
+    env = make_vector_env(cfg.env, 1, seed=0, backend=cfg.env_backend)
+    env.close()
+    return math.prod(env.spaces.obs_shape), env.spaces.num_actions
+
+
+def export_network(run_dir: str | Path, path: str | Path) -> Path:
+    """Write the network of the MuZero run in ``run_dir`` to ``path``: its config and weights only.
+
+    About 100 kB for CartPole, where the run's ``checkpoint.pt`` (replay buffer, optimiser)
+    takes about 20 MB. :func:`load_network` reads it back.
+    """
+    state = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    if state.get("algo") != "muzero":
+        raise ValueError(f"{run_dir} holds a {state.get('algo')!r} run, not a muzero one")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"algo": "muzero", "config": state["config"], "net": state["net"],
+                "steps": state["counters"]["step"]}, path)
+    return path
+
+
+def load_network(path: str | Path, device: str | torch.device = "cpu") -> tuple[MuZeroConfig, MuZeroNet]:
+    """The config and the trained network stored by :func:`export_network` (or a run's ``checkpoint.pt``)."""
+    state = torch.load(Path(path), map_location=device, weights_only=False)
+    cfg = MuZeroConfig.from_dict(state["config"])
+    net = MuZeroNet(*_sizes(cfg), cfg.latent_size, cfg.hidden_size, cfg.value_support, cfg.reward_support)
+    net.load_state_dict(state["net"])
+    return cfg, net.to(device).eval()
 
 
 # --------------------------------------------------------------------------- replay
