@@ -159,7 +159,6 @@ def update_markdown(text: str, root: Path | None = None) -> str:
 # --------------------------------------------------------------------------- generated lists
 # Pages with generated regions. The book's module pages are found from _toc.yml.
 LIST_PAGES = ("README.md", "book/intro.md")
-_MARKER = "(python -m course_lib.book_links)"
 _REGION = re.compile(r"(?P<begin><!-- BEGIN generated: (?P<name>[a-z-]+)[^\n]*?-->\n)(?P<body>.*?)"
                      r"(?P<end><!-- END generated: (?P=name) -->)", re.DOTALL)
 _MODULE = re.compile(r"^Module (\d+): (.+)$")
