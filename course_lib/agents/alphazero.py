@@ -60,7 +60,8 @@ class AlphaZeroConfig(EnvConfig):
     """AlphaZero's hyper-parameters. Defaults: tic-tac-toe, learnt to perfect play in one to four CPU minutes."""
 
     env: str = option("tictactoe", "board game", choices=GAMES)
-    env_backend: str = option("tensor", "board games are played as batched tensors", choices=("tensor",))
+    env_backend: str = option("tensor", "board games are always played as batched tensors (unused)",
+                              choices=("gymnasium", "tensor"))
     total_steps: int = option(60_000, "self-play moves to train for (summed over the parallel games)", low=1)
     num_envs: int = option(128, "self-play games played at once (one batched search per move)", low=1)
     num_simulations: int = option(32, "MCTS simulations per self-play move", low=1)
@@ -173,7 +174,7 @@ def outcome_targets(lengths: torch.Tensor, final_rewards: torch.Tensor, max_move
     makes move :math:`k`. The last mover, who made move :math:`L-1`, received the final
     reward (+1 won, 0 draw), so
 
-    .. math::  z_k = (-1)^{L-1-k}\, r_{	ext{final}}
+    .. math::  z_k = (-1)^{L-1-k}\, r_{\text{final}}
 
     Args:
       lengths: ``[n]`` :math:`L`, moves played in each game.

@@ -407,6 +407,21 @@ def import_ray():
     return ray
 
 
+class _DropRayTokenAuthNotice(logging.Filter):
+    """Drops Ray's notice that a new local instance uses token authentication.
+
+    Since Ray 2.5x, ``ray.init()`` without an address turns token authentication on and logs
+    a warning that says so and how to opt out. For the local instance this pool starts, token
+    authentication is the setting we want, so the notice is noise (it showed on stderr in
+    chapter 05 of the book); every other message of that logger still goes through.
+    """
+
+    LOGGER = "ray._private.authentication.authentication_token_setup"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
 class RayUnrollActor:
     """What runs inside each Ray actor: an UnrollActor fed with weights from the object store."""
 
@@ -433,7 +448,12 @@ class RayActorPool(_PoolBase):
             options: dict[str, Any] = dict(include_dashboard=False, logging_level=logging.WARNING)
             if address is None:  # a local instance with room for every actor
                 options["num_cpus"] = max(num_actors, os.cpu_count() or 1)
-            ray.init(address=address, **options)
+            notice, quiet = logging.getLogger(_DropRayTokenAuthNotice.LOGGER), _DropRayTokenAuthNotice()
+            notice.addFilter(quiet)
+            try:
+                ray.init(address=address, **options)
+            finally:
+                notice.removeFilter(quiet)
             self._owns_ray = True
         # One CPU per actor where the cluster has them; a share of them where it has fewer.
         cpus = ray.cluster_resources().get("CPU", num_actors)

@@ -16,13 +16,21 @@ the actions actually taken, and minimises
                  + \ell^p\big(\pi_{t+k}, p^k\big)\Big]
 
 with the search's visit distribution :math:`\pi` as policy target, the observed reward
-:math:`u` and the **n-step bootstrapped** value target (:func:`n_step_value_targets`)
+:math:`u` (no reward term at :math:`k = 0`) and the **n-step bootstrapped** value target
+(:func:`n_step_value_targets`)
 
-.. math::  z_t = \sum_{i=0}^{n-1} \gamma^i u_{t+i} + \gamma^n \nu_{t+n}
+.. math::  z_t = u_{t+1} + \gamma u_{t+2} + \dots + \gamma^{n-1} u_{t+n} + \gamma^n \nu_{t+n}
 
 where :math:`\nu` is the search's root value when that position was played. For a
 two-player game :math:`\gamma = -1` between the players' turns and :math:`n` spans the
 game, so :math:`z_t` is the outcome for the player to move.
+
+Indices follow the paper (its Eq. 1 and the target above): the move played at position
+:math:`t` is :math:`a_{t+1}` and :math:`u_{t+1}` is the reward it earned, so the model's
+:math:`k`-th step from :math:`t` takes :math:`a^k = a_{t+k}` and its :math:`r^k` predicts
+:math:`u_{t+k}`. The arrays count from 0 by position: row :math:`t` of an episode holds
+:math:`o_t`, the move played there (:math:`a_{t+1}`), the reward that move earned
+(:math:`u_{t+1}`), :math:`\nu_t` and :math:`\pi_t`.
 
 The details that make it work, all here: values and rewards predicted as categorical
 distributions over a support after the invertible scaling
@@ -41,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -64,8 +73,8 @@ from .base import ReturnConfig
 
 __all__ = ["MuZeroConfig", "MuZeroNet", "scale_value", "unscale_value", "to_support", "from_support",
            "n_step_value_targets", "muzero_loss", "latent_root", "latent_recurrent_fn", "MuZeroSearchPlayer",
-           "replay_fields", "unroll_batch", "augment_unrolls", "build_networks", "evaluate_muzero", "train",
-           "BENCHMARKS"]
+           "replay_fields", "unroll_batch", "augment_unrolls", "build_networks", "evaluate_muzero", "export_network",
+           "load_network", "train", "BENCHMARKS"]
 
 
 @dataclass
@@ -160,7 +169,7 @@ def n_step_value_targets(rewards: torch.Tensor, values: torch.Tensor, lengths: t
     r"""MuZero's value targets for whole episodes, ``[E, T]`` padded, episode ``e`` of ``lengths[e]`` steps.
 
     .. math::
-        z_t = \sum_{i=0}^{m-1} \gamma^i u_{t+i} + \gamma^{m} B_{t},\qquad m = \min(n, L - t)
+        z_t = \sum_{i=1}^{m} \gamma^{i-1} u_{t+i} + \gamma^{m} B_{t},\qquad m = \min(n, L - t)
 
     with :math:`B_t = \nu_{t+n}` (the search value of position :math:`t+n`) when
     :math:`t + n < L`; past the end of the episode, :math:`B_t = 0` if it *terminated*
@@ -168,7 +177,8 @@ def n_step_value_targets(rewards: torch.Tensor, values: torch.Tensor, lengths: t
     if it was *truncated* (a time limit). A two-player game uses :math:`\gamma = -1`.
 
     Args:
-      rewards: ``[E, T]`` :math:`u_t`, the reward after the action at :math:`t`.
+      rewards: ``[E, T]``; column :math:`t` holds :math:`u_{t+1}`, the reward of the move
+        played at position :math:`t` (the paper's indexing, see the module docstring).
       values: ``[E, T]`` :math:`\nu_t`, root values of the searches.
       lengths: ``[E]`` :math:`L`.
       terminated: ``[E]`` bool.
@@ -244,9 +254,11 @@ def muzero_loss(net: MuZeroNet, obs: torch.Tensor, actions: torch.Tensor, target
 
     Args:
       obs: ``[B, ...]`` observations :math:`o_t`.
-      actions: ``[B, K]`` actions :math:`a_{t}..a_{t+K-1}` to unroll along.
-      target_value: ``[B, K+1]`` :math:`z_{t+k}`. ``target_reward``: ``[B, K+1]`` :math:`u_{t+k-1}`
-        (column 0 unused). ``target_policy``: ``[B, K+1, A]``.
+      actions: ``[B, K]`` :math:`a_{t+1}..a_{t+K}`, the moves played from position :math:`t` on;
+        step :math:`k` of the unroll takes :math:`a^k = a_{t+k}`.
+      target_value: ``[B, K+1]`` :math:`z_{t+k}`. ``target_reward``: ``[B, K+1]`` :math:`u_{t+k}`,
+        the reward :math:`a_{t+k}` earned, the target of :math:`r^k` (column 0 unused: :math:`s^0`
+        comes from an observation, not a move). ``target_policy``: ``[B, K+1, A]`` :math:`\pi_{t+k}`.
       value_mask: ``[B, K+1]`` 1 where the value and reward targets count (inside the
         episode, or past a *terminal* end, where both are 0). ``policy_mask``: ``[B, K+1]``
         1 inside the episode.
@@ -386,6 +398,23 @@ class _SelfPlay:
 
     def load_state_dict(self, state: dict) -> None:
         self.states = state["states"].to(self.device)
+
+
+# --------------------------------------------------------------------------- shipped networks
+def export_network(run_dir: str | Path, path: str | Path) -> Path:
+    """Write the network of the MuZero run in ``run_dir`` to ``path``: its config and weights only
+    (about 100 kB for CartPole, where the run's ``checkpoint.pt`` with its replay takes about 20 MB)."""
+    from . import export_agent
+
+    return export_agent(run_dir, path)
+
+
+def load_network(path: str | Path, device: str | torch.device = "cpu") -> tuple[MuZeroConfig, MuZeroNet]:
+    """The config and the trained network stored by :func:`export_network` (or a run's ``checkpoint.pt``)."""
+    from . import load_agent
+
+    agent = load_agent(path, device)
+    return agent.config, agent.net
 
 
 # --------------------------------------------------------------------------- replay

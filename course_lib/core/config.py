@@ -181,8 +181,16 @@ class Config:
 
     @classmethod
     def from_stored(cls, values: Mapping[str, Any]):
-        """Build from a config dict saved with a checkpoint or export, under old names too (:attr:`renamed`)."""
-        return cls.from_dict({cls.renamed.get(k, k): v for k, v in values.items()})
+        """Build from a config dict saved with a checkpoint or export, under old names too (:attr:`renamed`),
+        and with list options saved as comma-separated strings by earlier versions."""
+        hints = typing.get_type_hints(cls)
+        out = {}
+        for key, value in values.items():
+            key = cls.renamed.get(key, key)
+            if key in hints and isinstance(value, str) and _tuple_item(_base_type(hints[key])[0]) is not None:
+                value = cls.parse_value(key, value)
+            out[key] = value
+        return cls.from_dict(out)
 
     def replace(self, **changes: Any):
         """A validated copy with some fields changed."""
