@@ -294,7 +294,7 @@ def _print_bench_help(algo: Algorithm | None) -> None:
     print(f"\nbenchmarks of {algo.name}:")
     for bench, (preset, extra) in algo.load().BENCHMARKS.items():
         options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in extra.items())
-        print(f"  {bench:<12} " + (f"--preset {preset} " if preset else "(defaults) ") + options)
+        print(f"  {bench:<12} " + " ".join(p for p in (f"--preset {preset}" if preset else "(defaults)", options) if p))
 
 
 def _bench(argv: list[str]) -> int:
