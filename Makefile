@@ -10,12 +10,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export COURSE_PROFILE ?= quick
 
-.PHONY: help setup test test-fast book links constraints clean
+.PHONY: help setup test test-fast book links gpu-check constraints clean
 
 help:
 	@echo "make book       build the book into _build/html (sets up .venv first)"
 	@echo "make test       run the full test suite, as CI does (sets up .venv first)"
 	@echo "make test-fast  unit tests only (no training, notebooks or grading)"
+	@echo "make gpu-check  train every agent briefly on the GPU and measure its speed (DEVICE=cpu: tiny CPU profile)"
 	@echo "make links      rewrite notebook badges and install cells from _config.yml's repository.url"
 	@echo "make clean      remove .venv and build outputs"
 
@@ -31,6 +32,13 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -ra -m "not slow" tests
+
+# Every agent for a short run on the device and the speeds book/results.md quotes (at most 8 minutes
+# on one H100); writes runs/gpu-check-$(DEVICE).json. DEVICE=cpu runs the tiny profile, which make test
+# also runs (tests/test_gpu_check.py).
+DEVICE ?= cuda
+gpu-check: setup
+	$(BIN)/python -m course_lib gpu-check --device $(DEVICE) --out runs/gpu-check-$(DEVICE).json
 
 links: setup
 	$(BIN)/python -m course_lib.book_links

@@ -23,15 +23,23 @@ def profile() -> str:
     return value
 
 
-def setup(seed: int = 0) -> tuple[torch.device, str]:
-    """Pick the device (GPU when there is one), seed everything, print one line; returns (device, profile)."""
+def setup(seed: int = 0, threads: int | None = None) -> tuple[torch.device, str]:
+    """Pick the device (GPU when there is one), choose CPU threads, seed everything, print one line;
+    returns (device, profile).
+
+    ``threads`` sets torch's CPU thread count; by default :func:`~course_lib.core.device.configure_threads`
+    picks one that small networks do not oversubscribe, unless you chose already (``OMP_NUM_THREADS``,
+    or ``torch.set_num_threads`` after importing course_lib).
+    """
     from .core import seed_everything
+    from .core.device import configure_threads
 
     device = resolve_device("auto")
+    n = configure_threads(device, threads)
     seed_everything(seed)
     prof = profile()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    print(f"device: {name} · profile: {prof} · torch {torch.__version__}")
+    print(f"device: {name} · {n} CPU thread{'s' if n != 1 else ''} · profile: {prof} · torch {torch.__version__}")
     return device, prof
 
 

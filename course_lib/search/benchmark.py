@@ -16,8 +16,6 @@ and the share of the time spent inside the evaluator.
 """
 from __future__ import annotations
 
-import json
-import sys
 import time
 from typing import Callable
 
@@ -99,33 +97,3 @@ def measure(game_name: str = "connect4", simulations: int = 200, batch: int = 25
             "seconds": best, "sims_per_second": batch * simulations / best, "evaluator_share": share,
             "device": str(dev), "threads": torch.get_num_threads()}
 
-
-def main(argv: list[str]) -> int:
-    opts = {"game": "connect4", "simulations": "200", "batches": "1,64,256", "evaluators": "trivial,mlp",
-            "device": "auto", "repeats": "3", "out": ""}
-    i = 0
-    while i < len(argv):
-        key = argv[i][2:].replace("-", "_") if argv[i].startswith("--") else None
-        if key not in opts or i + 1 >= len(argv):
-            print(f"course_lib: error: search-speed accepts {', '.join('--' + k for k in opts)} (each with a value)",
-                  file=sys.stderr)
-            return 2
-        opts[key] = argv[i + 1]
-        i += 2
-    evaluators = [e for e in opts["evaluators"].split(",") if e]
-    bad = [e for e in evaluators if e not in EVALUATORS]
-    if bad:
-        print(f"course_lib: error: unknown evaluator {bad[0]!r}; accepted: {', '.join(EVALUATORS)}", file=sys.stderr)
-        return 2
-    rows = []
-    print(f"{'evaluator':>9} {'batch':>5} {'sims':>5} {'seconds':>8} {'sims/s':>10} {'in evaluator':>12}  device")
-    for evaluator in evaluators:
-        for batch in (int(b) for b in opts["batches"].split(",") if b):
-            row = measure(opts["game"], int(opts["simulations"]), batch, evaluator, opts["device"], int(opts["repeats"]))
-            rows.append(row)
-            print(f"{evaluator:>9} {batch:>5} {row['simulations']:>5} {row['seconds']:>8.3f} "
-                  f"{row['sims_per_second']:>10,.0f} {row['evaluator_share']:>11.0%}  {row['device']}", flush=True)
-    if opts["out"]:
-        with open(opts["out"], "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
-    return 0
