@@ -61,7 +61,7 @@ STEP_CHUNKS: dict[str, tuple[str, str, str, str]] = {
     "ppo": ("batch_size", "rollout", "rollouts", "num_envs × num_steps"),
     "impala": ("batch_frames", "learner batch", "learner batches", "batch_unrolls × unroll_length × envs_per_actor"),
     "sac": ("num_envs", "iteration", "iterations", "num_envs"),
-    "alphazero": ("num_games", "iteration", "iterations", "num_games"),
+    "alphazero": ("num_envs", "iteration", "iterations", "num_envs"),
     "muzero": ("num_envs", "iteration", "iterations", "num_envs"),
 }
 
@@ -252,7 +252,13 @@ def _report(summary: dict, out: str, rounding: str = "", threads: int | None = N
     """The summary line (and board-game results) the command prints after a run."""
     sps = summary.get("steps_per_second")
     where = f" on {summary.get('device')}" + (f" ({threads} thread{'s' if threads != 1 else ''})" if threads else "")
-    if "evaluation" in summary:  # board games: results against the reference players
+    if summary["algo"] == "alphago":  # a pipeline of stages, each played against the reference players
+        from .agents.alphago import format_results
+
+        print(f"alphago {summary['env']} seed {summary['seed']}{where}:\n{format_results(summary)}")
+        print(f"files: {out}/summary.json, metrics.jsonl, checkpoint.pt")
+        return
+    if summary.get("evaluation"):  # board games: results against the reference players
         print(f"{summary['algo']} {summary['env']} seed {summary['seed']}: {summary['total_steps']:,} self-play moves"
               f"{rounding} ({summary.get('games', 0):,} games) in {_number(summary.get('train_seconds'), '.1f')} s "
               f"of training" + (f" ({sps:,.0f} moves/s)" if sps else "") + where)

@@ -194,13 +194,13 @@ def check_search(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
 
 
 @register("alphazero", "AlphaZero self-play, Connect Four preset", algo="alphazero",
-          full={"preset": "connect4", "num_games": 1024, "total_steps": 1024 * 24, "eval_games": 2,
+          full={"preset": "connect4", "num_envs": 1024, "total_steps": 1024 * 24, "eval_episodes": 2,
                 "eval_simulations": 16, "eval_every": 0, "checkpoint_every": 10**9},
-          tiny={"preset": "connect4", "num_games": 4, "num_simulations": 4, "total_steps": 8, "channels": 8,
-                "blocks": 1, "batch_size": 16, "eval_games": 1, "eval_simulations": 2, "eval_every": 0})
+          tiny={"preset": "connect4", "num_envs": 4, "num_simulations": 4, "total_steps": 8, "channels": 8,
+                "blocks": 1, "batch_size": 16, "eval_episodes": 1, "eval_simulations": 2, "eval_every": 0})
 def check_alphazero(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
     s = ctx.train("alphazero", fields)
-    return [Measured(f"self-play moves/s, {fields['num_games']:,} games at once", s["steps_per_second"], "moves/s")]
+    return [Measured(f"self-play moves/s, {fields['num_envs']:,} games at once", s["steps_per_second"], "moves/s")]
 
 
 @register("muzero", "MuZero, batched tensor CartPole", algo="muzero",
@@ -222,7 +222,7 @@ def check_muzero(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
 @register("alphago", "AlphaGo pipeline in small (SL, RL, value, MCTS), tic-tac-toe",
           full={"profile": "quick"},
           tiny={"profile": "quick", "expert_games": 50, "sl_steps": 10, "rl_iterations": 2, "rl_games": 16,
-                "value_games": 64, "value_steps": 10, "simulations": "2", "eval_games": 2})
+                "value_games": 64, "value_steps": 10, "simulations": (2,), "eval_episodes": 2})
 def check_alphago(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
     from .agents.alphago import run_alphago
 

@@ -267,3 +267,30 @@ def test_quick_profile_runs_and_its_search_beats_random():
             assert vs_random["losses"] <= 0.1 * games and vs_random["wins"] > games / 2
             assert results["evaluation"][name]["perfect"][side]["losses"] <= 0.1 * games
     assert "mcts_" in format_results(results)
+
+
+def test_train_checkpoints_every_stage_and_a_resumed_run_skips_finished_stages(tmp_path, monkeypatch):
+    """`train alphago` runs through the kit: one metrics row and checkpoint per stage, and --resume
+    goes on from the last finished stage (here: it only redoes the evaluation)."""
+    from course_lib.agents import alphago
+    from course_lib.core import read_metrics
+
+    tiny = dict(expert_games=60, sl_steps=5, rl_iterations=1, rl_games=8, value_games=40, value_steps=5,
+                batch_size=16, hidden=8, simulations=(2,), rollout_mix=0.0, eval_episodes=2, device="cpu")
+    cfg = AlphaGoConfig(**tiny)
+    calls = []
+    original = alphago._evaluate_stages
+
+    def evaluate_once_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt("stopped during the evaluation")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(alphago, "_evaluate_stages", evaluate_once_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        alphago.train(cfg, tmp_path / "run", progress=False)
+    assert [r["stage"] for r in read_metrics(tmp_path / "run")] == ["sl_policy", "rl_policy", "value_net"]
+    summary = alphago.train(cfg, tmp_path / "run", resume=True, progress=False)
+    assert [r["stage"] for r in read_metrics(tmp_path / "run")] == list(alphago.STAGES)
+    assert summary["resumes"] == 1 and len(calls) == 2 and "mcts_2" in summary["evaluation"]

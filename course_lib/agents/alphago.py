@@ -786,7 +786,7 @@ class _Results(dict):
 def train(config: AlphaGoConfig | None = None, out: str | None = None, *, resume: bool = False,
           overwrite: bool = False, progress: bool = True,
           callback: Callable[[dict[str, Any]], None] | None = None, keep_networks: bool = False) -> dict[str, Any]:
-    """Run the whole AlphaGo pipeline and evaluate every stage; returns the summary.
+    r"""Run the whole AlphaGo pipeline and evaluate every stage; returns the summary.
 
     Stages: expert games → π_1 (SL) → π_2 (RL) → v_φ → MCTS with π_1 and v_φ. Each player
     then plays ``eval_episodes`` games from each side against the perfect player and the

@@ -275,14 +275,14 @@ def build_networks(cfg: SACConfig, spaces: SpaceInfo | None = None) -> dict[str,
 
 
 class Temperature(nn.Module):
-    """The entropy temperature :math:`\alpha`, kept as :math:`\log\alpha` (positive whatever the step)."""
+    r"""The entropy temperature :math:`\alpha`, kept as :math:`\log\alpha` (positive whatever the step)."""
 
     def __init__(self, alpha: float = 1.0, learnable: bool = True):
         super().__init__()
         self.log_alpha = nn.Parameter(torch.tensor(math.log(alpha)), requires_grad=learnable)
 
     def forward(self) -> torch.Tensor:
-        """:math:`\alpha`, detached: the losses of critics and actor treat it as a constant."""
+        r""":math:`\alpha`, detached: the losses of critics and actor treat it as a constant."""
         return self.log_alpha.detach().exp()
 
 
