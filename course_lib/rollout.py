@@ -148,7 +148,11 @@ def record_episode(env_id: str, act: Callable[[torch.Tensor], torch.Tensor], *, 
         obs, _ = env.reset(seed=seed)
         observations, actions, rewards, frames = [obs], [], [], []
         if render:
-            frames.append(env.render())
+            try:
+                frames.append(env.render())
+            except gym.error.DependencyNotInstalled as exc:
+                raise RuntimeError(f"drawing {env_id} needs pygame ({exc}); pip install \"gymnasium[classic-control]\" "
+                                   "or pass render=False") from None
         terminated = False
         for _ in range(max_steps):
             action = act(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))[0].cpu()
