@@ -353,7 +353,7 @@ def _bench(argv: list[str]) -> int:
 
 
 def _print_bench_row(row: dict, header: bool) -> None:
-    if "evaluation" in row:
+    if row.get("evaluation"):
         print(f"{row['benchmark']} seed {row['seed']}: {row['total_steps']:,} moves, {row['train_seconds']:.1f} s "
               f"training, {row['command_seconds']:.1f} s command, {row['device']}")
         print("\n".join(_game_results(row["evaluation"])), flush=True)

@@ -219,23 +219,19 @@ def check_muzero(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
                      "steps/s")]
 
 
-@register("alphago", "AlphaGo pipeline in small (SL, RL, value, MCTS), tic-tac-toe",
-          full={"profile": "quick"},
-          tiny={"profile": "quick", "expert_games": 50, "sl_steps": 10, "rl_iterations": 2, "rl_games": 16,
+@register("alphago", "AlphaGo pipeline in small (SL, RL, value, MCTS), tic-tac-toe", algo="alphago",
+          full={"preset": "quick"},
+          tiny={"preset": "quick", "expert_games": 50, "sl_steps": 10, "rl_iterations": 2, "rl_games": 16,
                 "value_games": 64, "value_steps": 10, "simulations": (2,), "eval_episodes": 2})
 def check_alphago(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
-    from .agents.alphago import run_alphago
+    from .agents import load_agent
 
-    fields = dict(fields)
-    result = run_alphago("tictactoe", fields.pop("profile"), seed=ctx.seed, progress=False, device=ctx.device,
-                         **fields)
-    ctx.expect_device("alphago's pipeline", result["device"])
-    for name in ("sl_policy", "rl_policy", "value_net"):
-        ctx.expect_device(f"alphago's {name}", next(result[name].parameters()).device)
-    seconds = result["seconds"]
-    games = result["config"]["rl_iterations"] * result["config"]["rl_games"]
-    return [Measured("RL self-play games/s (REINFORCE stage)", _rate(games, seconds.get("rl_policy")), "games/s"),
-            Measured("whole pipeline", seconds["total"], "s")]
+    s = ctx.train("alphago", fields)
+    for name, net in load_agent(ctx.work_dir / "alphago", ctx.device).nets.items():
+        ctx.expect_device(f"alphago's {name}", next(net.parameters()).device)
+    games = s["config"]["rl_iterations"] * s["config"]["rl_games"]
+    return [Measured("RL self-play games/s (REINFORCE stage)", _rate(games, s["seconds"].get("rl_policy")), "games/s"),
+            Measured("whole pipeline", s["seconds"]["total"], "s")]
 
 
 # ------------------------------------------------------------------------------------ running
