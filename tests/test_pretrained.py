@@ -49,5 +49,5 @@ def test_shipped_muzero_cartpole_network_is_trained():
         _, reward_logits = net.step(root.embedding, torch.tensor([0]))
     assert abs(from_support(reward_logits, net.reward_support).item() - 1.0) < 0.2
     assert 10 < root.value.item() < 260, root.value
-    tree = search(root, latent_recurrent_fn(net, cfg.discount), 32, qtransform="minmax")
+    tree = search(root, latent_recurrent_fn(net, cfg.gamma), 32, qtransform="minmax")
     assert 10 < root_value(tree).item() < 260, root_value(tree)
