@@ -299,12 +299,18 @@ def test_resume_continues_the_learner_and_keeps_the_injected_lag(tmp_path, watch
 
 @pytest.mark.slow
 def test_impala_learns_cartpole(watchdog):
-    """A learning check, not the benchmark (`python -m course_lib bench impala`): far above random's ~22."""
+    """A learning check, not the benchmark (`python -m course_lib bench impala`): far above random's ~22.
+
+    Asynchronous actors make every run a new trajectory, on any CPU. Over 18 runs (seeds 0-9 with
+    10 final episodes, 0-7 with 20) a greedy check on 100 episodes confirmed 200 after 30-41k of
+    the 200k steps, and the final evaluation gave 232-500."""
     watchdog(180)
-    cfg = IMPALAConfig(total_steps=200_000, device="cpu", eval_episodes=10, eval_every=10_000, target_return=200.0,
+    cfg = IMPALAConfig(total_steps=200_000, device="cpu", eval_episodes=20, eval_every=10_000, target_return=200.0,
                        stop_at_target=True)
     summary = train(cfg, None, progress=False)
-    assert summary["steps_to_target"] is not None  # a greedy check on 100 episodes confirmed 200
+    assert summary["steps_to_target"] is not None
+    # Stopping early means a greedy check on 100 fresh episodes confirmed the target.
+    assert summary["total_steps"] < cfg.total_steps, summary["total_steps"]
     assert summary["eval_return"] > 150, summary["eval_return"]
 
 

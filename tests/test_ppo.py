@@ -125,13 +125,19 @@ def test_train_writes_files_and_summary(tmp_path):
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
 
 
-def test_ppo_learns_cartpole_quickly():
-    """A learning check, not a benchmark: 60k steps lift the return far above a random policy's ~22."""
+@pytest.mark.slow
+def test_ppo_learns_cartpole_quickly(median_of_runs):
+    """A learning check, not a benchmark: 60k steps lift the return far above a random policy's ~22.
+
+    The median of three seeds, so that it holds on any CPU (whose kernels take another trajectory):
+    over seeds 0-14 with one thread and 0-4 with two, single runs gave 146-437; the medians of
+    seeds 0-2 were 219 and 261."""
     cfg = PPOConfig(env_backend="tensor", total_steps=60_000, num_envs=64, num_steps=32, num_epochs=4,
                     num_minibatches=2, learning_rate=3e-3, gamma=0.99, gae_lambda=0.9, anneal_clip=False,
                     device="cpu", deterministic=True)
-    summary = train(cfg, None, progress=False)
-    assert summary["train_return"] > 100, summary["train_return"]
+    median, returns = median_of_runs(
+        lambda seed: train(cfg.replace(seed=seed), None, progress=False)["train_return"], seeds=(0, 1, 2))
+    assert median > 100, returns
 
 
 def test_gaussian_policy_runs_on_pendulum(tmp_path):

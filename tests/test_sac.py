@@ -299,13 +299,19 @@ def test_mujoco_task_smoke():
 
 
 @pytest.mark.slow
-def test_sac_learns_pendulum_quickly():
-    """A learning check, not the benchmark: 5k steps of small networks lift the greedy
-    return of Pendulum far above a random policy's ~-1200 (about -380 here, over 4 fixed episodes)."""
-    cfg = SACConfig(total_steps=5_000, hidden_size=64, batch_size=64, learning_starts=500, policy_frequency=1,
+def test_sac_learns_pendulum_quickly(median_of_runs):
+    """A learning check, not the benchmark: 6k steps of small networks lift the greedy return of
+    Pendulum far above a random policy's ~-1200, in the median of three seeds.
+
+    One run is not enough on another CPU, whose kernels take another trajectory. At 5k steps seed 0
+    gave -654 with one thread and -717 with two (the -716.7 seen on a Xeon), seeds 1-9 -121 to -243:
+    an episode that never swings up (~-1200) pulls the mean of four down by ~250. At 6k steps,
+    seeds 0-9 with one and with two threads gave -120 to -446, medians of seeds 0-2 -210 and -213."""
+    cfg = SACConfig(total_steps=6_000, hidden_size=64, batch_size=64, learning_starts=500, policy_frequency=1,
                     eval_episodes=4, device="cpu", deterministic=True)
-    summary = train(cfg, None, progress=False)
-    assert summary["eval_return"] > -700, summary["eval_return"]
+    median, returns = median_of_runs(
+        lambda seed: train(cfg.replace(seed=seed), None, progress=False)["eval_return"], seeds=(0, 1, 2))
+    assert median > -700, returns
 
 
 # ------------------------------------------------------------------------ command line
