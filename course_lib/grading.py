@@ -89,6 +89,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 _LIBRARY_DIRS = tuple({_HERE + os.sep, os.path.realpath(_HERE) + os.sep})
 _LIBRARY_NAME = re.compile(r"course_lib(\.[A-Za-z_]\w*)*")
 _MISSING = object()
+# Where Python, its standard library and installed packages (torch, numpy, IPython) live: code from there is
+# not the student's. (Code from anywhere else, a notebook cell or exec'd text, is.)
+_INSTALLED = tuple({os.path.join(path, "") for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}
+                    for path in (prefix, os.path.realpath(prefix))} | {"<frozen "})
 # Builtins the kernel itself replaces while a cell runs (ipykernel forwards input() to the notebook).
 _KERNEL_BUILTINS = frozenset({"input", "raw_input"})
 _MAX_LISTED = 4          # changed names listed in one message before "and N more"
@@ -122,21 +126,31 @@ class _Watch:
 
     def __init__(self) -> None:
         self.active = False
+        self.dirty = True   # whether the student's code may have run since the last full check
         self.test_file: str | None = None
         self.calls: list[str] = []
         self.previous: tuple[Any, Any] = (None, None)
 
-    def __call__(self, frame: types.FrameType, event: str, arg: Any) -> None:
+    def __call__(self, frame: types.FrameType, event: str, arg: Any,
+                 _library: tuple = _LIBRARY_DIRS, _installed: tuple = _INSTALLED) -> None:
+        # (the two directories are bound here so that the hook still works while Python shuts down)
         if event != "call":
             return
         code = frame.f_code
-        if not code.co_filename.startswith(_LIBRARY_DIRS) or code.co_name == "<module>":
-            return  # not the library's, or a library module being imported (by whoever asked for it)
+        filename = code.co_filename
+        if not filename.startswith(_library):
+            # Code that is neither the library's, nor the test's, nor Python's or an installed package's is the
+            # student's: until the next full check, the yardstick may have moved.
+            if not self.dirty and filename != self.test_file and not filename.startswith(_installed):
+                self.dirty = True
+            return
+        if code.co_name == "<module>":
+            return  # a library module being imported (by whoever asked for it)
         caller = frame.f_back
         if caller is None:
             return
         caller_file = caller.f_code.co_filename
-        if caller_file.startswith(_LIBRARY_DIRS) or caller_file == self.test_file:
+        if caller_file.startswith(_library) or caller_file == self.test_file:
             return
         if code is _close_watch.__code__ and caller.f_code.co_name == "trigger":
             return  # IPython closing the watch at the end of the cell
@@ -154,6 +168,7 @@ class _Watch:
             sys.setprofile(self)
             threading.setprofile(self)
             self.active = True
+            self.dirty = False  # own_work has just checked everything
         self.test_file = test_file
 
     def close(self) -> None:
@@ -161,6 +176,7 @@ class _Watch:
             sys.setprofile(self.previous[0])
             threading.setprofile(self.previous[1])
             self.active = False
+        self.dirty = True
         self.calls.clear()  # the cell is over (and the call that closes the watch was noted too)
 
 
@@ -287,14 +303,23 @@ class _Record:
             changed.append("sys.setprofile (the grader's watch)")
         return list(dict.fromkeys(changed))
 
-    def problem(self) -> str | None:
-        """One line on a call into course_lib seen by the watch or on any change since the record, else None."""
-        if self.watch.calls:
-            return _called_library(self.watch.calls)
+    def problem(self, quick: bool = False) -> str | None:
+        """One line on a call into course_lib seen by the watch or on any change since the record, else None.
+
+        quick: skip the full comparison with the record when the watch saw no code of the student's run since
+        the last one (reference() and assert_close() check before every call, and most follow another check
+        with nothing but the library or the test running in between).
+        """
+        watch = self.watch
+        if watch.calls:
+            return _called_library(watch.calls)
+        if quick and watch.active and not watch.dirty and sys.getprofile() is watch and threading.getprofile() is watch:
+            return None
         changed = self.changes()
         if changed:
             return (f"the notebook changed {_listed(changed)}: course_lib and the tests' helpers (torch, numpy, "
                     f"math, the builtins) must stay as they are, so this test scores 0.")
+        watch.dirty = False
         return None
 
 
@@ -568,7 +593,7 @@ def reference(name: str) -> Callable:
 
     def checked(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
-        problem = record.problem()
+        problem = record.problem(quick=True)
         if problem:
             raise AssertionError(problem)
         return target(*args, **kwargs)
@@ -582,7 +607,7 @@ def assert_close(actual: Any, expected: Any, **kwargs: Any) -> None:
     """``torch.testing.assert_close`` as it was at kernel start, for plain tensors only, after the checks of own_work."""
     __tracebackhide__ = True
     record = _record()
-    problem = record.problem()
+    problem = record.problem(quick=True)
     if problem:
         raise AssertionError(problem)
     tensor = record.tensor_class
