@@ -34,7 +34,9 @@ How it works:
    the test cell nor from the library itself fails the test as well. That catches what no walk over names
    can see (``importlib``, ``__import__``, ``sys.modules``, names assembled at run time).
 3. :func:`reference` hands out the library's function as recorded in 1: replacing
-   ``course_lib.returns.gae_advantages`` changes nothing, and is noticed. Each call checks 1 again.
+   ``course_lib.returns.gae_advantages`` changes nothing, and is noticed. Each call checks 1 again, and
+   refuses tensors that the test gave the student's function and that have changed since (a solution that
+   zeroes its inputs and returns zeros would otherwise have the reference agree).
 4. :func:`assert_close` is ``torch.testing.assert_close`` as recorded in 1; it refuses tensor subclasses
    (whose ``__torch_function__`` could answer any comparison) and checks 1 again before comparing.
 
@@ -122,14 +124,35 @@ def _called_library(calls: list[str]) -> str:
 
 
 class _Watch:
-    """sys.setprofile hook: notes calls into course_lib made from outside the library and the test cell."""
+    """sys.setprofile hook: notes calls into course_lib made from outside the library and the test cell, whether
+    the student's code ran, and the tensors the test hands the student's functions (as they were)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tensor_class: type) -> None:
         self.active = False
         self.dirty = True   # whether the student's code may have run since the last full check
         self.test_file: str | None = None
         self.calls: list[str] = []
         self.previous: tuple[Any, Any] = (None, None)
+        self.tensor_class = tensor_class
+        self.inputs: dict[int, tuple[Any, Any]] = {}  # id -> (tensor given to the student's code, a copy of it then)
+
+    def _note_inputs(self, frame: types.FrameType) -> None:
+        """Copies the tensors among the arguments of a student's function the test calls (one level of nesting)."""
+        for value in list(frame.f_locals.values()):
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else (value,)
+            for item in list(items)[:_CONTAINER_ITEMS]:
+                if isinstance(item, self.tensor_class) and id(item) not in self.inputs:
+                    self.inputs[id(item)] = (item, item.detach().clone())
+
+    def changed_inputs(self, values: Any, same: Callable[[Any, Any], bool]) -> bool:
+        """Whether any of these tensors was given to the student's code and is no longer what it was then."""
+        for value in values:
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (tuple, list)) else (value,)
+            for item in items:
+                seen = self.inputs.get(id(item))
+                if seen is not None and seen[0] is item and not same(item, seen[1]):
+                    return True
+        return False
 
     def __call__(self, frame: types.FrameType, event: str, arg: Any,
                  _library: tuple = _LIBRARY_DIRS, _installed: tuple = _INSTALLED) -> None:
@@ -140,9 +163,13 @@ class _Watch:
         filename = code.co_filename
         if not filename.startswith(_library):
             # Code that is neither the library's, nor the test's, nor Python's or an installed package's is the
-            # student's: until the next full check, the yardstick may have moved.
-            if not self.dirty and filename != self.test_file and not filename.startswith(_installed):
+            # student's: until the next full check, the yardstick may have moved. When the test calls it, the
+            # tensors it gets are noted, so that a reference cannot be handed inputs the solution changed.
+            if filename != self.test_file and not filename.startswith(_installed):
                 self.dirty = True
+                caller = frame.f_back
+                if caller is not None and caller.f_code.co_filename == self.test_file:
+                    self._note_inputs(frame)
             return
         if code.co_name == "<module>":
             return  # a library module being imported (by whoever asked for it)
@@ -177,6 +204,7 @@ class _Watch:
             threading.setprofile(self.previous[1])
             self.active = False
         self.dirty = True
+        self.inputs.clear()
         self.calls.clear()  # the cell is over (and the call that closes the watch was noted too)
 
 
@@ -212,7 +240,8 @@ class _Record:
             self.add_module(name)
         self.mode_stacks = self._mode_stacks()
         self.trace = sys.gettrace()
-        self.watch = _Watch()
+        self.same_tensor = functools.partial(_same_tensor, torch.equal, torch.allclose)
+        self.watch = _Watch(torch.Tensor)
 
     def add_module(self, name: str) -> None:
         module = self.modules[name] = sys.modules[name]
@@ -329,6 +358,15 @@ def _defines_functions(cls: type) -> bool:
 
 _get_code = operator.attrgetter("__code__")
 _get_defaults = operator.attrgetter("__defaults__")
+
+
+def _same_tensor(equal: Callable, allclose: Callable, a: Any, b: Any) -> bool:
+    """Same shape, dtype and values, NaN where NaN was (the torch functions as recorded)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point() or a.is_complex():
+        return bool(allclose(a.detach(), b, rtol=0.0, atol=0.0, equal_nan=True))
+    return bool(equal(a.detach(), b))
 
 
 def _same_pairs(a: tuple, b: tuple) -> bool:
@@ -596,6 +634,10 @@ def reference(name: str) -> Callable:
         problem = record.problem(quick=True)
         if problem:
             raise AssertionError(problem)
+        if record.watch.changed_inputs((*args, *kwargs.values()), record.same_tensor):
+            raise AssertionError(
+                "the code under test changed tensors it was given, in place, and the reference was to compute "
+                "its answer from them: a solution must leave its inputs as they were, so this test scores 0.")
         return target(*args, **kwargs)
 
     checked.__name__ = checked.__qualname__ = f"reference({name!r})"

@@ -356,6 +356,39 @@ def test_a_patch_made_during_the_call_is_caught_by_the_next_comparison():
         torch.testing.assert_close = original
 
 
+INPUTS_CHANGED = {
+    "in place": "args[0].zero_(); args[1].zero_(); args[2].zero_()",
+    "through .data": "args[0].data.zero_(); args[1].data.zero_(); args[2].data.zero_()",
+    "through numpy": "args[0].numpy()[...] = 0; args[1].numpy()[...] = 0; args[2].numpy()[...] = 0",
+}
+
+
+@pytest.mark.parametrize("how", list(INPUTS_CHANGED))
+def test_a_solution_that_zeroes_its_inputs_cannot_make_the_reference_agree(how):
+    # All zeros in, all zeros out: had the reference seen the zeroed inputs, it would have agreed.
+    source = f"""
+    def gae_advantages(*args):
+        {INPUTS_CHANGED[how]}
+        return torch.zeros_like(args[0])
+    """
+    function = student(source)
+    grading.own_work(function)
+    inputs = rollout()
+    with pytest.raises(AssertionError, match="changed tensors it was given, in place"):
+        grading.assert_close(function(*inputs), grading.reference(GAE)(*inputs))
+
+
+def test_inputs_the_test_changes_itself_or_gives_only_to_the_reference_are_fine():
+    function = student(HONEST_GAE)
+    grading.own_work(function)
+    inputs = rollout()
+    result = function(*inputs)
+    fresh = [x.clone() for x in inputs[:5]]
+    fresh[0] += 1.0  # a new tensor, never given to the student's code
+    grading.assert_close(result, grading.reference(GAE)(*inputs))
+    grading.reference(GAE)(*fresh, 0.9, 0.8)
+
+
 def test_switching_the_watch_off_is_caught():
     function = student(HONEST_GAE)
     grading.own_work(function)
