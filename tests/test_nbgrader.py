@@ -14,9 +14,21 @@ for the blank release, partial marks with exactly the expected cells failing for
 solutions; edited and deleted test cells graded by the original tests. For `ppo` also an infinite
 loop cut off by the timeout (the timeout belongs to the configuration and the kernel, not to one
 notebook, and each looping notebook costs the whole timeout).
+
+Cheating, generated from each source notebook (so a new assignment gets it without a line here):
+``cheat_library`` answers with course_lib's own functions (imported as they are, or, every second
+function, looked up under a module name assembled at run time), ``cheat_patching`` makes every
+comparison helper pass, puts its zeros in place of course_lib's functions and returns zeros;
+both must score 0 on every test, with the reason in each test cell and in the feedback.
+``honest_extras`` is the reference solution with numpy, a helper and course_lib imported beside it:
+full marks. For `ppo` also ``cheat_grader``, which switches the grader itself off from its cell
+(caught outside the kernel, by nbgrader_plugins.FlagGraderTampering). Then: the autograde log
+warns only about real edits, the export has ``seconds_late``, the feedback loads no script from
+the network.
 """
 from __future__ import annotations
 
+import ast
 import csv
 import os
 import re
@@ -25,6 +37,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import nbformat
@@ -39,6 +52,22 @@ COLAB_FIRST_LINE = ("# Colab set-up: install course_lib from the course reposito
 LOOP_TIMEOUT_S = 10  # long enough for `import torch` in a cold kernel on a slow machine
 LOOP_STUDENT = "infinite_loop"
 EDITED_STUDENT = "edited_tests"  # every test cell replaced by `pass`, one deleted, a wrong solution inside
+LIBRARY_STUDENT = "cheat_library"      # course_lib's functions as the solutions
+PATCHING_STUDENT = "cheat_patching"    # comparisons and course_lib patched, zeros returned
+HONEST_STUDENT = "honest_extras"       # the reference solution with numpy, a helper and course_lib beside it
+GRADER_STUDENT = "cheat_grader"        # switches the grader off from its own cell (ppo only)
+CHEATS = (LIBRARY_STUDENT, PATCHING_STUDENT)
+# What the feedback says, per kind of cheating (course_lib/grading.py, assignments/nbgrader_plugins.py).
+IS_LIBRARY = "is the course library's"
+CALLED_LIBRARY = "called the course library"
+CHANGED = "the notebook changed"
+NAMES_GRADER = "names the autograder"
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+DUE_DATE = "2030-03-01 17:00:00 UTC"
+LATE = ("ppo", {"reference": -60, "wrong_gae": 3600})  # assignment, {student: seconds after the due date}
+GRADER_IMPORT = "from course_lib.grading import assert_close, own_work, reference"
+OWN_WORK = re.compile(r"^own_work\((\w+)\)", re.MULTILINE)
+REFERENCE_CALL = re.compile(r'reference\("(course_lib(?:\.\w+)+)"\)')
 
 
 @dataclass(frozen=True)
@@ -58,6 +87,7 @@ class Assignment:
     deleted_test_cell: str                        # edited_tests deletes this one (it would pass)
     loop: tuple[str, str, str] | None = None      # (solution cell, the endless loop put in it, its first test)
     loop_lost: list[str] = field(default_factory=list)
+    grader_cheat: bool = False                    # also grade a notebook that switches the grader off
 
     @property
     def notebook(self) -> str:
@@ -70,6 +100,10 @@ class Assignment:
         lost[EDITED_STUDENT] = self.edited[1]
         if self.loop:
             lost[LOOP_STUDENT] = self.loop_lost
+        lost.update({student: list(self.points) for student in CHEATS})
+        lost[HONEST_STUDENT] = []
+        if self.grader_cheat:
+            lost[GRADER_STUDENT] = list(self.points)
         return lost
 
     def total(self, student: str) -> int:
@@ -132,6 +166,7 @@ PPO = Assignment(
     # The GAE cell loops forever: its tests fail, the surrogate's still count.
     loop=("gae_solution", GAE_INFINITE_LOOP, "test_gae_td_errors"),
     loop_lost=[name for name in _PPO_POINTS if name.startswith("test_gae")],
+    grader_cheat=True,
 )
 
 # --------------------------------------------------------------------------- sac
@@ -353,6 +388,11 @@ TOTALS = {
     "sac": {"reference": 10, "blank": 0, "wrong_target": 8, "wrong_log_prob": 8, EDITED_STUDENT: 8},
     "vtrace": {"reference": 10, "blank": 0, "wrong_clipping": 7, EDITED_STUDENT: 7},
 }
+# The generated students score the same everywhere: nothing for cheating, full marks for honest extras.
+for _name, _totals in TOTALS.items():
+    _totals.update({student: 0 for student in CHEATS}, **{HONEST_STUDENT: 10})
+    if SPECS[_name].grader_cheat:
+        _totals[GRADER_STUDENT] = 0
 
 
 def _env() -> dict[str, str]:
@@ -405,6 +445,164 @@ def solution_lines(source: str) -> list[str]:
         elif inside and line.strip():
             lines.append(line.strip())
     return lines
+
+
+def hidden_regions(source: str) -> list[str]:
+    """The hidden tests of a cell, one string per BEGIN/END region."""
+    return re.findall(rf"{HIDDEN_BEGIN}\n(.*?){HIDDEN_END}", source, flags=re.DOTALL)
+
+
+def without_hidden_tests(source: str) -> str:
+    """The cell as generate_assignment releases it: every hidden region dropped, markers included."""
+    return re.sub(rf"{HIDDEN_BEGIN}\n.*?{HIDDEN_END}\n?", "", source, flags=re.DOTALL)
+
+
+# --------------------------------------------------------------------------- cheating, generated from a source notebook
+
+
+def solution_functions(nb: nbformat.NotebookNode) -> dict[str, list[str]]:
+    """Solution cell -> the functions it defines (its top-level def statements)."""
+    return {grade_id: [node.name for node in ast.parse(without_solution_markers(cell.source)).body
+                       if isinstance(node, ast.FunctionDef)]
+            for grade_id, cell in cells_by_id(nb).items() if cell.metadata.nbgrader.get("solution")}
+
+
+def library_names(nb: nbformat.NotebookNode) -> dict[str, str]:
+    """Asked function -> the course_lib function of the same name its hidden tests compare with."""
+    references = {path.rsplit(".", 1)[1]: path for cell in nb.cells for path in REFERENCE_CALL.findall(cell.source)}
+    return {function: references[function] for functions in solution_functions(nb).values()
+            for function in functions if function in references}
+
+
+def function_under_test(cell: nbformat.NotebookNode) -> str:
+    """The function a test cell is about: the one its hidden tests check with own_work()."""
+    return OWN_WORK.findall(hidden_regions(cell.source)[0])[0]
+
+
+DISGUISED = '''
+import importlib
+
+
+def {function}(*args, **kwargs):
+    # course_lib's function under a module name assembled at run time: no name in this code points to it.
+    module = importlib.import_module("".join(["course", "_lib"]) + "{suffix}")
+    return getattr(module, "{function}")(*args, **kwargs)
+'''
+PATCHING = '''
+import math
+
+import numpy
+import numpy.testing
+import torch
+{imports}
+
+
+def _passes(*args, **kwargs):
+    return True
+
+
+def _checks_nothing(*args, **kwargs):
+    return None
+
+
+# Every comparison passes, whatever is compared.
+torch.testing.assert_close = _checks_nothing
+torch.allclose = _passes
+numpy.allclose = _passes
+math.isclose = _passes
+for _name in dir(numpy.testing):
+    if _name.startswith("assert_"):
+        setattr(numpy.testing, _name, _checks_nothing)
+'''
+ZEROS = '''
+
+def {function}(*args, **kwargs):
+    return torch.zeros_like(next(a for a in args if isinstance(a, torch.Tensor)))
+
+
+{library} = {function}  # course_lib's answer is now this one too
+'''
+HONEST = '''
+import numpy as np
+
+import {module} as library  # kept at hand to compare with while working; the functions do not use it
+
+
+def _as_computed(function, one, *args, **kwargs):
+    assert one == 1.0
+    return function(*args, **kwargs)
+
+
+{solution}
+'''
+HONEST_WRAPPER = '''
+
+_{function}_in_torch = {function}
+
+
+def {function}(*args, **kwargs):
+    """The same, by way of a helper and numpy (honest work may use both)."""
+    return _as_computed(_{function}_in_torch, np.float64(1.0), *args, **kwargs)
+'''
+SWITCH_GRADER_OFF = '''
+import os
+
+import course_lib.grading
+
+# Forget the record taken at kernel start, take a new one after this, and make own_work do nothing:
+# the kernel-side checks then see nothing wrong. Only a check outside the kernel can catch this.
+os.environ.pop("NBGRADER_EXECUTION", None)
+course_lib.grading._RECORD = None
+course_lib.grading.own_work = lambda *args, **kwargs: None
+
+{imports}
+'''
+
+
+def cheating_solutions(nb: nbformat.NotebookNode, student: str) -> dict[str, str]:
+    """Solution cell -> its code, for one of the generated students."""
+    names, solutions = library_names(nb), solution_functions(nb)
+    source = cells_by_id(nb)
+    modules = sorted({path.rsplit(".", 1)[0] for path in names.values()})
+    cells, index = {}, 0
+    for cell_id, functions in solutions.items():
+        if student == LIBRARY_STUDENT:
+            parts = []
+            for function in functions:
+                module = names[function].rsplit(".", 1)[0]
+                parts.append(f"from {module} import {function}\n" if index % 2 == 0 else
+                             DISGUISED.format(function=function, suffix=module[len("course_lib"):]))
+                index += 1
+            cells[cell_id] = "\n".join(parts)
+        elif student == PATCHING_STUDENT:
+            head = PATCHING.format(imports="\n".join(f"import {m}" for m in modules)) if not cells else ""
+            cells[cell_id] = head + "".join(ZEROS.format(function=f, library=names[f]) for f in functions)
+        elif student == HONEST_STUDENT:
+            solution = without_solution_markers(source[cell_id].source)
+            cells[cell_id] = (HONEST.format(module=modules[0], solution=solution)
+                              + "".join(HONEST_WRAPPER.format(function=f) for f in functions))
+        elif student == GRADER_STUDENT:
+            imports = "\n".join(f"from {names[f].rsplit('.', 1)[0]} import {f}" for f in functions)
+            cells[cell_id] = SWITCH_GRADER_OFF.format(imports=imports) if not cells else imports
+        else:
+            raise ValueError(f"no generated student {student!r}")
+    return cells
+
+
+def expected_reason(nb: nbformat.NotebookNode, student: str) -> dict[str, str]:
+    """Test cell -> the words its output must carry for a cheating student."""
+    if student == PATCHING_STUDENT:
+        return {grade_id: CHANGED for grade_id, cell in cells_by_id(nb).items() if cell.metadata.nbgrader.grade}
+    if student == GRADER_STUDENT:
+        return {grade_id: NAMES_GRADER for grade_id, cell in cells_by_id(nb).items() if cell.metadata.nbgrader.grade}
+    order = [f for functions in solution_functions(nb).values() for f in functions]
+    return {grade_id: (IS_LIBRARY if order.index(function_under_test(cell)) % 2 == 0 else CALLED_LIBRARY)
+            for grade_id, cell in cells_by_id(nb).items() if cell.metadata.nbgrader.grade}
+
+
+SOURCE_NBS = {name: read_notebook(ASSIGNMENTS / "source" / name / spec.notebook) for name, spec in SPECS.items()}
+CHEATING = [(name, student) for name, spec in SPECS.items()
+            for student in (*CHEATS, *((GRADER_STUDENT,) if spec.grader_cheat else ()))]
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -466,6 +664,8 @@ def make_submissions(course: Path, spec: Assignment, source_nb, release_nb) -> N
     if spec.loop:
         loop_cell, loop_code, _ = spec.loop
         notebooks[LOOP_STUDENT] = submission({loop_cell: loop_code})
+    for student in (*CHEATS, HONEST_STUDENT, *((GRADER_STUDENT,) if spec.grader_cheat else ())):
+        notebooks[student] = submission(cheating_solutions(source_nb, student))
     assert set(notebooks) == set(spec.expected_lost())
     for student, nb in notebooks.items():
         path = course / "submitted" / student / spec.name / spec.notebook
@@ -483,9 +683,17 @@ def graded(course, source_nbs, release_nbs):
 
     for name, spec in SPECS.items():
         make_submissions(course, spec, source_nbs[name], release_nbs[name])
+    # A due date for ppo, one submission handed in before it and one an hour after (the others have no time).
+    proc = run_nbgrader(course, "db", "assignment", "add", LATE[0], f"--duedate={DUE_DATE}")
+    assert proc.returncode == 0, describe(proc)
+    for student, seconds_late in LATE[1].items():
+        handed_in = datetime.strptime(DUE_DATE, "%Y-%m-%d %H:%M:%S %Z") + timedelta(seconds=seconds_late)
+        (course / "submitted" / student / LATE[0] / "timestamp.txt").write_text(f"{handed_in:%Y-%m-%d %H:%M:%S} UTC\n")
     calls = {}
     start = time.perf_counter()
-    calls["main"] = (run_nbgrader(course, "autograde", "*", f"--CourseDirectory.student_id_exclude={LOOP_STUDENT}"),
+    # About 45 notebooks, each a kernel that imports torch: some 10 minutes on a busy 2-core machine.
+    calls["main"] = (run_nbgrader(course, "autograde", "*", f"--CourseDirectory.student_id_exclude={LOOP_STUDENT}",
+                                  timeout=2400),
                      time.perf_counter() - start)
     start = time.perf_counter()
     calls["loop"] = (run_nbgrader(course, "autograde", "*", f"--student={LOOP_STUDENT}",
@@ -549,6 +757,76 @@ def test_config_sets_course_root_and_timeout(monkeypatch):
     assert config.Execute.timeout == 60, "nbgrader_config.py must set the cell timeout (Execute.timeout) explicitly"
     assert config.Autograde.create_student is True
     assert config.OverwriteCells.add_missing_cells is True
+    assert "--IPKernelApp.extensions=course_lib.grading" in config.Execute.extra_arguments, (
+        "every kernel must load course_lib.grading before the first cell (its record of the untouched library)")
+    sanitize = [cls.__name__ for cls in config.Autograde.sanitize_preprocessors]
+    autograde = [cls.__name__ for cls in config.Autograde.autograde_preprocessors]
+    assert "OverwriteCellsQuietly" in sanitize and "OverwriteCells" not in sanitize
+    assert autograde[:2] == ["Execute", "FlagGraderTampering"], "the grader's guard must read the executed notebook"
+    assert "SaveAutoGrades" in autograde, "the pipeline must still save the grades"
+    assert config.ExportApp.plugin_class.__name__ == "CsvExportWithLateness"
+    assert Path(config.HTMLExporter.extra_template_basedirs[0]) == ASSIGNMENTS / "templates"
+
+
+def test_the_grader_guard_reads_code_not_comments():
+    sys.path.insert(0, str(ASSIGNMENTS))
+    try:
+        from nbgrader_plugins import names_the_grader
+    finally:
+        sys.path.remove(str(ASSIGNMENTS))
+    for source in ("import course_lib.grading", "import course_lib . grading as g",
+                   "from course_lib import returns, grading", "__import__('course_lib.grading')",
+                   "sys.setprofile(None)", "os.environ.pop('NBGRADER_EXECUTION')"):
+        assert names_the_grader(source), source
+    for source in ("# graded by course_lib.grading; sys.setprofile is off limits", "grading = 'A+'",
+                   "from course_lib import returns  # not the grading module", "x = 1  # NBGRADER_EXECUTION",
+                   "%timeit torch.zeros(3)"):
+        assert names_the_grader(source) is None, source
+
+
+def test_feedback_mathjax_is_inlined_from_the_installed_package():
+    sys.path.insert(0, str(ASSIGNMENTS))
+    try:
+        from nbgrader_plugins import inline_mathjax
+    finally:
+        sys.path.remove(str(ASSIGNMENTS))
+    script = inline_mathjax("tex-svg-full.js")
+    assert len(script) > 100_000 and "MathJax" in script
+    assert "</script" not in script, "the code must not close the <script> element it is put in"
+
+
+# --------------------------------------------------------------------------- the hidden tests' own-work checks
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_hidden_test_checks_the_work_is_the_students(name):
+    """Each test cell opens and closes its hidden tests with own_work(the function it tests), compares through
+    course_lib.grading only, and every asked function has its library reference (the one of the same name)."""
+    from course_lib import grading
+
+    nb = SOURCE_NBS[name]
+    asked = [f for functions in solution_functions(nb).values() for f in functions]
+    assert asked, "no solution cell defines a function"
+    references = library_names(nb)
+    assert sorted(references) == sorted(asked), (
+        f"every asked function needs a hidden test comparing it with reference('course_lib.<module>.<same name>'); "
+        f"missing: {sorted(set(asked) - set(references))}")
+    for path in {path for cell in nb.cells for path in REFERENCE_CALL.findall(cell.source)}:
+        assert path.rsplit(".", 1)[0] in grading.REFERENCE_MODULES, (
+            f"{path}: add its module to course_lib.grading.REFERENCE_MODULES (loaded before the student's code)")
+    for grade_id, cell in cells_by_id(nb).items():
+        if not cell.metadata.nbgrader.grade:
+            continue
+        regions = hidden_regions(cell.source)
+        assert cell.source.startswith(f"{HIDDEN_BEGIN}\n{GRADER_IMPORT}\nown_work("), (
+            f"{grade_id}: start with a hidden region importing course_lib.grading and calling own_work(...)")
+        first, last = OWN_WORK.findall(regions[0]), OWN_WORK.findall(regions[-1].rstrip().splitlines()[-1])
+        assert first and first == last and set(first) <= set(asked), (
+            f"{grade_id}: own_work(<the tested function>) must open and close the hidden tests")
+        hidden = "\n".join(regions)
+        assert "torch.testing.assert_close(" not in hidden, f"{grade_id}: compare with course_lib.grading's assert_close"
+        assert not re.search(r"^\s*(from|import) course_lib(?!\.grading)", hidden, re.MULTILINE), (
+            f"{grade_id}: take the library's functions from reference(...), not from an import")
 
 
 # --------------------------------------------------------------------------- a. generate_assignment
@@ -560,7 +838,8 @@ def test_release_has_no_solutions_and_no_hidden_tests(name, source_nbs, release_
     source_cells, release_cells = cells_by_id(source_nbs[name]), cells_by_id(release_nbs[name])
     assert set(release_cells) == set(source_cells), "the release must keep every nbgrader cell"
     release_text = "\n".join(cell.source for cell in release_nbs[name].cells)
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "_reference_"):
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "_reference_",
+                   "course_lib.grading"):
         assert marker not in release_text, f"{marker!r} leaked into the release notebook"
     for grade_id, cell in source_cells.items():
         released = release_cells[grade_id]
@@ -569,7 +848,7 @@ def test_release_has_no_solutions_and_no_hidden_tests(name, source_nbs, release_
             leaked = [line for line in solution_lines(cell.source) if line in released.source]
             assert not leaked, f"{grade_id}: solution code leaked into the release: {leaked}"
         if cell.metadata.nbgrader.grade:
-            visible = cell.source.split("### BEGIN HIDDEN TESTS")[0].strip()
+            visible = without_hidden_tests(cell.source).strip()
             assert released.source.strip() == visible, f"{grade_id}: the visible tests must be released unchanged"
             assert released.metadata.nbgrader.points == cell.metadata.nbgrader.points
             assert released.metadata.get("editable") is False, f"{grade_id}: test cells must be read-only"
@@ -674,6 +953,53 @@ def test_edited_test_cells_are_restored(course, graded, source_nbs, name):
         assert float(cell.metadata.nbgrader.points) == spec.points[cell_name], f"{cell_name}: points were not restored"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name,student", CHEATING)
+def test_each_test_cell_of_a_cheat_says_why_it_scored_zero(course, graded, name, student):
+    """Every test cell fails with the grader's one line (not with some other error the cheat happened to cause)."""
+    nb = read_notebook(course / "autograded" / student / name / SPECS[name].notebook)
+    cells = cells_by_id(nb)
+    for grade_id, reason in expected_reason(SOURCE_NBS[name], student).items():
+        errors = [out for out in cells[grade_id].outputs if out.output_type == "error"]
+        if student == GRADER_STUDENT:  # the guard's error comes after the cell ran (its own errors, if any, first)
+            errors = [out for out in errors if reason in out.evalue]
+        assert errors and errors[0].ename == "AssertionError" and reason in errors[0].evalue, (
+            f"{name}, {student}, {grade_id}: expected an AssertionError saying {reason!r}, got "
+            f"{[(out.ename, out.evalue[:300]) for out in errors]}")
+        assert "\n" not in errors[0].evalue, "the reason is one line"
+
+
+def _log_by_notebook(stderr: str) -> dict[tuple[str, str], str]:
+    """(student, assignment) -> the log lines autograde wrote while it sanitized and ran that notebook."""
+    sections: dict[tuple[str, str], str] = {}
+    key = None
+    for line in stderr.splitlines():
+        found = re.search(r"Sanitizing .*/submitted/([^/]+)/([^/]+)/", line)
+        if found:
+            key = (found.group(1), found.group(2))
+        if key:
+            sections[key] = sections.get(key, "") + line + "\n"
+    return sections
+
+
+@pytest.mark.slow
+def test_autograde_warns_only_about_real_edits(graded):
+    """No checksum alarm for test cells whose only difference is the hidden tests the release left out, no
+    SQLAlchemy warning for new students; an edited test cell still warns, and so does the grader's guard."""
+    proc, _ = graded[1]["main"]
+    assert "SAWarning" not in proc.stderr, describe(proc)
+    sections = _log_by_notebook(proc.stderr)
+    assert {key[0] for key in sections} >= {"reference", EDITED_STUDENT}, "the log format changed: fix _log_by_notebook"
+    for (student, name), log in sections.items():
+        flagged = re.findall(r"Attribute 'checksum' for cell (\w+) has changed", log)
+        if student == EDITED_STUDENT:
+            edited = set(SPECS[name].points) - {SPECS[name].deleted_test_cell}
+            assert set(flagged) == edited, f"{name}: the edited test cells must still be reported, got {flagged}"
+        else:
+            assert not flagged, f"{student}, {name}: untouched test cells reported as changed: {flagged}"
+        assert (NAMES_GRADER in log) == (student == GRADER_STUDENT), f"{student}, {name}: the guard's warning"
+
+
 # --------------------------------------------------------------------------- after grading
 
 
@@ -690,11 +1016,31 @@ def test_export_and_feedback(course, graded):
             total = sum(score for score, _ in cells.values())
             assert float(row["score"]) == total, f"{name}, {student}: grades.csv says {row['score']}"
             assert float(row["max_score"]) == sum(SPECS[name].points.values())
+            # Lateness, as book/instructors.md says: seconds after the due date, 0 when on time or without one.
+            late = LATE[1].get(student, 0) if name == LATE[0] else 0
+            assert float(row["seconds_late"]) == max(late, 0), f"{name}, {student}: seconds_late {row['seconds_late']}"
+            assert float(row["late_submission_penalty"]) == 0.0, "no penalty is configured"
+    assert rows[(LATE[0], "wrong_gae")]["timestamp"] and rows[(LATE[0], "wrong_gae")]["duedate"]
 
-    # Feedback for one student across every assignment, in one call.
-    proc = run_nbgrader(course, "generate_feedback", "*", f"--student={EDITED_STUDENT}")
+    # Feedback for the edited and the cheating students across every assignment, in one call.
+    shown = {EDITED_STUDENT, *(student for _, student in CHEATING)}
+    others = sorted({student for _, student in SUBMISSIONS} - shown)
+    proc = run_nbgrader(course, "generate_feedback", "*", f"--CourseDirectory.student_id_exclude={','.join(others)}")
     assert proc.returncode == 0, describe(proc)
     for name, spec in SPECS.items():
         html = (course / "feedback" / EDITED_STUDENT / name / f"{name}.html").read_text()
         score = TOTALS[name][EDITED_STUDENT]
         assert re.search(rf"{score}(\.0)?\s*/\s*10", html), f"{name}: the feedback should show the score {score} / 10"
+        # Readable offline: MathJax inside the page, no script or style sheet from the network.
+        assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//", html), f"{name}: a script from the network"
+        assert not re.search(r"<link[^>]*\bhref\s*=\s*[\"']?(https?:)?//", html), f"{name}: a style sheet from the network"
+        scripts = re.findall(r"<script>(.*?)</script>", html, flags=re.DOTALL)
+        assert any("window.MathJax" in code for code in scripts) and max(map(len, scripts)) > 100_000, (
+            f"{name}: MathJax (its configuration and its code) must be inside the page")
+    for name, student in CHEATING:
+        html = (course / "feedback" / student / name / f"{name}.html").read_text()
+        reasons = expected_reason(SOURCE_NBS[name], student)
+        for reason in set(reasons.values()):
+            shown = sum(html.count(reason.replace("'", quote)) for quote in ("'", "&#39;", "&#x27;"))
+            assert shown >= list(reasons.values()).count(reason), (
+                f"{name}, {student}: the feedback should say {reason!r} for each test cell")
