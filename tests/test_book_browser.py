@@ -45,6 +45,9 @@ NOT_PAGES = ("_static", "_sources", "_images", "_downloads")
 # The chapters whose static explorers must be found (the check is not vacuous).
 PAGES_WITH_EXPLORERS = ("notebooks/01_alphago_alphazero.html", "notebooks/02_muzero.html")
 RESOURCE_TAGS = {"script", "img", "iframe", "source", "audio", "video", "embed", "link", "object"}
+# A page that only sends the reader on (the book's index.html opens its first page).
+REDIRECT = re.compile(r"<meta[^>]+http-equiv=[\"']?refresh[\"']?[^>]+content=[\"']?\d+\s*;\s*url=([^\"'>]+)",
+                      re.IGNORECASE)
 
 
 def chromium_path() -> str | None:
@@ -226,6 +229,12 @@ class BookChecker:
 
     def check(self, relative: str) -> tuple[list[str], dict]:
         """Load ``relative`` (a path under the root), check it; returns (problems, {"math": n, "explorers": [...]})."""
+        source = self.root / relative
+        redirect = REDIRECT.search(source.read_text(encoding="utf-8", errors="replace"))
+        if redirect:  # loading it would leave for its target, which is checked as a page of its own
+            target = source.parent / unquote(redirect.group(1).strip()).split("#")[0]
+            missing = [] if target.is_file() else [f"redirects to a missing page: {redirect.group(1)}"]
+            return missing, {"math": 0, "explorers": []}
         problems: list[str] = []
         page = self.context.new_page()
         page.on("console", lambda m: problems.append(f"console error: {m.text}") if m.type == "error" else None)
@@ -395,6 +404,9 @@ def test_checker_passes_working_explorers_and_fails_them_without_their_script(br
 
 def test_checker_reports_every_kind_of_problem(browser, tmp_path):
     (tmp_path / "other.html").write_text(_page("<p id='there'>there</p>"), encoding="utf-8")
+    for name, target in (("redirect", "other.html"), ("bad_redirect", "gone.html")):
+        head = f'<meta http-equiv="Refresh" content="0; url={target}" />'
+        (tmp_path / f"{name}.html").write_text(_page("", head), encoding="utf-8")
     body = """
       <p>raw TeX: \\(x^2\\) and $\\pi_\\theta$</p>
       <span class="math notranslate nohighlight">\\(y\\)</span>
@@ -407,8 +419,10 @@ def test_checker_reports_every_kind_of_problem(browser, tmp_path):
     head = "<script src='https://cdn.example.org/lib.js'></script>"
     (tmp_path / "bad.html").write_text(_page(body, head), encoding="utf-8")
     with checker_for(browser, tmp_path) as checker:
-        problems, _ = checker.check("other.html")
-        assert problems == []
+        for fine in ("other.html", "redirect.html"):
+            problems, _ = checker.check(fine)
+            assert problems == [], (fine, problems)
+        assert checker.check("bad_redirect.html")[0] == ["redirects to a missing page: gone.html"]
         problems, _ = checker.check("bad.html")
     text = "\n".join(problems)
     expected = [
