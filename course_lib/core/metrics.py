@@ -217,12 +217,14 @@ class ProgressBar:
         fraction = min(max(bar.value / bar.max, 0.0), 1.0) if bar.max else 1.0
         colour = _BAR_COLOURS.get(bar.bar_style, _BAR_COLOURS[""])
         # left.value and right.value are already HTML-escaped by tqdm (they are HTML widgets).
-        html = (f"<div class='course-progress' style='display:flex;align-items:center;gap:8px;max-width:760px;"
-                f"font-variant-numeric:tabular-nums'><span>{left.value}</span>"
-                f"<div role='progressbar' aria-valuemin='0' aria-valuemax='{bar.max}' aria-valuenow='{bar.value}' "
-                f"style='flex:1 1 200px;height:14px;background:#e0e0e0;border-radius:2px;overflow:hidden'>"
+        # The bar keeps its width; the statistics wrap under it when the line is too narrow.
+        html = (f"<div class='course-progress' style='display:flex;flex-wrap:wrap;align-items:center;"
+                f"column-gap:8px;margin:2px 0;font-variant-numeric:tabular-nums'>"
+                f"<span style='white-space:pre'>{left.value}</span>"
+                f"<div role='progressbar' aria-valuemin='0' aria-valuemax='{bar.max:g}' aria-valuenow='{bar.value:g}' "
+                f"style='flex:0 0 240px;height:14px;background:#e0e0e0;border-radius:2px;overflow:hidden'>"
                 f"<div style='width:{100 * fraction:.1f}%;height:100%;background:{colour}'></div></div>"
-                f"<span>{right.value}</span></div>")
+                f"<span style='white-space:pre'>{right.value}</span></div>")
         text = self._bar.format_meter(**{**self._bar.format_dict, "ncols": 100})
         view = {"version_major": 2, "version_minor": 0, "model_id": self._bar.container.model_id}
         return {"application/vnd.jupyter.widget-view+json": view, "text/html": html, "text/plain": text}
