@@ -63,7 +63,7 @@ def on_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
-@pytest.fixture(scope="session")  # session, like `book`: requested first, a missing browser skips before the build
+@pytest.fixture(scope="module")
 def browser():
     path = chromium_path()
     reason = None
@@ -261,7 +261,7 @@ class BookChecker:
         problems += [f"raw TeX in the text: {t}" for t in found["rawTex"][:5]]
         problems += [f"Python traceback: {t}" for t in found["tracebacks"][:3]]
         problems += found["widgets"][:5]
-        problems += self._check_refs(relative, found["refs"])
+        problems += self._check_refs(found["refs"])
         for i, ex in enumerate(explorers):
             name = f"explorer {i + 1} ({ex['kind']})"
             if not ex["sliders"] and not ex["clicks"]:
@@ -278,7 +278,7 @@ class BookChecker:
         problems += [f"requested from another host (blocked): {u}" for u in self.outside[outside_before:]]
         return problems, {"math": found["math"], "explorers": explorers}
 
-    def _check_refs(self, relative: str, refs: list[dict]) -> list[str]:
+    def _check_refs(self, refs: list[dict]) -> list[str]:
         """Local links and resources must name a file of the build, and an anchor in it."""
         problems, seen = [], set()
         for ref in refs:
@@ -326,7 +326,8 @@ def checker_for(browser, root: Path):
 
 # ------------------------------------------------------------------------------ the book
 @pytest.mark.slow
-def test_every_page_of_the_book_works_offline(browser, book):
+def test_every_page_of_the_book_works_offline(browser, request):
+    book = request.getfixturevalue("book")  # after `browser`: without one, skip before building the book
     html = book.html
     assert (html / "index.html").is_file(), f"the book was not built (see test_book.py): {book.log[-2000:]}"
     pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
