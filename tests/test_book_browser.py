@@ -123,7 +123,7 @@ class _Ids(html.parser.HTMLParser):
 _MATHJAX_READY = "() => !!(window.MathJax && MathJax.startup && MathJax.startup.promise)"
 
 _INSPECT = r"""async () => {
-  const out = {math: 0, untypeset: [], texErrors: [], rawTex: [], tracebacks: [], widgets: [], refs: []};
+  const out = {math: 0, untypeset: [], texErrors: [], rawTex: [], rawTables: [], tracebacks: [], widgets: [], refs: []};
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
   const clip = s => s.replace(/\s+/g, ' ').trim().slice(0, 120);
   const maths = document.querySelectorAll('.math');
@@ -133,9 +133,12 @@ _INSPECT = r"""async () => {
   // TeX that reached the reader as text: \( \[ $$ \begin{ or $...\command...$ outside code.
   const tex = /\\\(|\\\[|\$\$|\\begin\{|\$[^$\s][^$]*?\\[A-Za-z]+[^$]*?\$/;
   const skip = 'pre, code, script, style, textarea, mjx-container, .math, .highlight';
+  const table = /\|\s*:?-{3,}:?\s*\|/;  // a Markdown table's rule: displayed Markdown that was not parsed
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    if (tex.test(n.nodeValue) && !(n.parentElement && n.parentElement.closest(skip))) out.rawTex.push(clip(n.nodeValue));
+    if (n.parentElement && n.parentElement.closest(skip)) continue;
+    if (tex.test(n.nodeValue)) out.rawTex.push(clip(n.nodeValue));
+    if (table.test(n.nodeValue)) out.rawTables.push(clip(n.nodeValue));
   }
   const text = document.body.innerText;
   let at = text.indexOf('Traceback (most recent call last)');
@@ -259,6 +262,7 @@ class BookChecker:
         problems += [f"equation not typeset: {t}" for t in found["untypeset"][:5]]
         problems += [f"TeX error: {t}" for t in found["texErrors"][:5]]
         problems += [f"raw TeX in the text: {t}" for t in found["rawTex"][:5]]
+        problems += [f"a Markdown table shown as text: {t}" for t in found["rawTables"][:3]]
         problems += [f"Python traceback: {t}" for t in found["tracebacks"][:3]]
         problems += found["widgets"][:5]
         problems += self._check_refs(found["refs"])
@@ -409,7 +413,7 @@ def test_checker_reports_every_kind_of_problem(browser, tmp_path):
         head = f'<meta http-equiv="Refresh" content="0; url={target}" />'
         (tmp_path / f"{name}.html").write_text(_page("", head), encoding="utf-8")
     body = """
-      <p>raw TeX: \\(x^2\\) and $\\pi_\\theta$</p>
+      <p>raw TeX: \\(x^2\\) and $\\pi_\\theta$</p> <p>| a | b | | --- | --- | | 1 | 2 |</p>
       <span class="math notranslate nohighlight">\\(y\\)</span>
       <div class="cell_output"><pre>Traceback (most recent call last):\n  File "x.py"\nValueError: no</pre></div>
       <div class="cell_output"><pre>VBox(children=(HBox(children=(Button(description='Step'),)),))</pre></div>
@@ -429,6 +433,7 @@ def test_checker_reports_every_kind_of_problem(browser, tmp_path):
     expected = [
         "JavaScript error: undefinedFunction is not defined", "console error: logged error",
         "the page has equations but loads no MathJax", "equation not typeset: \\(y\\)", "raw TeX in the text: raw TeX: \\(x^2\\)",
+        "a Markdown table shown as text: | a | b | | --- |",
         "Python traceback", "a widget shown as its text", "broken anchor: other.html#nowhere",
         "broken local link: missing.html", "broken anchor on the page: #gone", "broken local link: _static/missing.png",
         "<script> from another host: https://cdn.example.org/lib.js",
