@@ -154,26 +154,36 @@ def in_notebook() -> bool:
 class ProgressBar:
     """A tqdm bar over environment steps showing recent return and steps/s.
 
-    Uses tqdm's notebook widget inside Jupyter and the text bar elsewhere; ``enabled=False``
-    makes every call a no-op (tests, benchmarks).
+    In a terminal it is tqdm's text bar. In Jupyter (and Colab) it is tqdm's notebook widget,
+    displayed as one output whose MIME bundle carries, besides the widget view, a static copy
+    of the bar (``text/html`` and ``text/plain``) that :meth:`close` rewrites with the final
+    state: a widget needs a running kernel, so a saved notebook, and the book built from it
+    (which prefers ``text/html`` to a widget view, see ``_config.yml``), show that copy.
+    ``enabled=False`` makes every call a no-op (tests, benchmarks).
     """
 
     def __init__(self, total: int, desc: str, initial: int = 0, enabled: bool = True):
         self._bar = None
+        self._handle = None  # the notebook output holding the widget and its static copy
         self._last = initial
         self._t0 = time.perf_counter()
         self._start_step = initial
         if not enabled:
             return
+        options = dict(total=total, initial=initial, desc=desc, unit="step", unit_scale=True,
+                       dynamic_ncols=True, mininterval=0.5)
         if in_notebook():
             try:
-                from tqdm.notebook import tqdm
-            except ImportError:  # ipywidgets missing: the text bar still works
-                from tqdm import tqdm
-        else:
-            from tqdm import tqdm
-        self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", unit_scale=True,
-                         dynamic_ncols=True, mininterval=0.5)
+                from tqdm.notebook import tqdm as notebook_tqdm
+                self._bar = notebook_tqdm(**options, display=False)  # displayed below, with its copy
+            except ImportError:  # ipywidgets missing (tqdm raises on construction): the text bar
+                self._bar = None
+            else:
+                from IPython.display import display
+                self._handle = display(self._mime_bundle(), raw=True, display_id=True)
+                return
+        from tqdm import tqdm
+        self._bar = tqdm(**options)
 
     def update(self, step: int, **postfix: float) -> None:
         if self._bar is None:
@@ -198,6 +208,31 @@ class ProgressBar:
                 container.children[1].max = self._bar.n
             self._bar.refresh()
         self._bar.close()
+        if self._handle is not None:
+            self._handle.update(self._mime_bundle(), raw=True)
+            self._handle = None
+
+    def _mime_bundle(self) -> dict[str, Any]:
+        """The notebook output: the widget's view, then a static copy drawn from the widget's state."""
+        left, bar, right = self._bar.container.children  # tqdm.notebook: description, bar, statistics
+        fraction = min(max(bar.value / bar.max, 0.0), 1.0) if bar.max else 1.0
+        colour = _BAR_COLOURS.get(bar.bar_style, _BAR_COLOURS[""])
+        # left.value and right.value are already HTML-escaped by tqdm (they are HTML widgets).
+        # The bar keeps its width; the statistics wrap under it when the line is too narrow.
+        html = (f"<div class='course-progress' style='display:flex;flex-wrap:wrap;align-items:center;"
+                f"column-gap:8px;margin:2px 0;font-variant-numeric:tabular-nums'>"
+                f"<span style='white-space:pre'>{left.value}</span>"
+                f"<div role='progressbar' aria-valuemin='0' aria-valuemax='{bar.max:g}' aria-valuenow='{bar.value:g}' "
+                f"style='flex:0 0 240px;height:14px;background:#e0e0e0;border-radius:2px;overflow:hidden'>"
+                f"<div style='width:{100 * fraction:.1f}%;height:100%;background:{colour}'></div></div>"
+                f"<span style='white-space:pre'>{right.value}</span></div>")
+        text = self._bar.format_meter(**{**self._bar.format_dict, "ncols": 100})
+        view = {"version_major": 2, "version_minor": 0, "model_id": self._bar.container.model_id}
+        return {"application/vnd.jupyter.widget-view+json": view, "text/html": html, "text/plain": text}
+
+
+# ipywidgets' colours for a bar's bar_style ("" while running, "success" when closed, "danger" on error)
+_BAR_COLOURS = {"": "#2196f3", "success": "#4caf50", "danger": "#f44336", "info": "#00bcd4", "warning": "#ff9800"}
 
 
 Callback = Callable[[Mapping[str, Any]], None]
