@@ -33,6 +33,8 @@ from typing import Any, Callable, NamedTuple
 
 import torch
 
+from .core.device import synchronize
+
 PROFILES = ("full", "tiny")
 
 HELP = """usage: python -m course_lib gpu-check [--device cuda] [--profile full|tiny] [--only NAME,...]
@@ -93,11 +95,6 @@ def make_config(algo: str, fields: dict[str, Any], device: str, seed: int = 0):
     fields = dict(fields)
     preset = fields.pop("preset", None)
     return ALGORITHMS[algo].config_class.from_dict({"seed": seed, **fields, "device": device}, preset=preset)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @dataclass
@@ -271,11 +268,11 @@ def run_check(check: Check, ctx: Context) -> dict[str, Any]:
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(ctx.device)
-    _sync(ctx.device)
+    synchronize(ctx.device)
     start = time.perf_counter()
     try:
         measured = check.run(ctx, dict(fields))
-        _sync(ctx.device)
+        synchronize(ctx.device)
         if cuda and torch.cuda.max_memory_allocated(ctx.device) == 0:
             raise DeviceMismatch(f"{check.name} allocated nothing on {ctx.device}: its work ran elsewhere")
         record.update(ok=True, measured=[m._asdict() for m in measured])

@@ -77,26 +77,15 @@ class _Columns:
             view[:n] = state[name].to(view.device)
 
 
-class ReplayBuffer:
-    """A ring buffer of the latest ``capacity`` rows of named fields, on ``device``.
-
-    ``add(**batch)`` writes ``B`` rows (each field ``[B, *shape]``) at the write position,
-    wrapping around and overwriting the oldest once ``capacity`` is reached; ``sample(n)``
-    draws ``n`` rows uniformly with replacement. The fields are attributes too
-    (``buffer.obs`` is the ``[capacity, *shape]`` view of field ``obs``).
-
-    Args:
-      capacity: rows kept.
-      fields: ``{name: (shape, dtype)}``.
-      device: where the rows live.
-    """
+class _Rows:
+    """What both buffers share: ``capacity`` rows of named fields on ``device``, each field also
+    an attribute (``buffer.obs`` is the ``[capacity, *shape]`` view of field ``obs``)."""
 
     def __init__(self, capacity: int, fields: FieldSpec, device: torch.device | str = "cpu"):
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1; got {capacity}")
         self.capacity, self.device = int(capacity), torch.device(device)
         self._columns = _Columns(self.capacity, fields, self.device)
-        self.pos = 0   # next row to write
         self.size = 0  # rows filled
 
     def __getattr__(self, name: str) -> torch.Tensor:
@@ -111,6 +100,25 @@ class ReplayBuffer:
 
     def __len__(self) -> int:
         return self.size
+
+
+class ReplayBuffer(_Rows):
+    """A ring buffer of the latest ``capacity`` rows of named fields, on ``device``.
+
+    ``add(**batch)`` writes ``B`` rows (each field ``[B, *shape]``) at the write position,
+    wrapping around and overwriting the oldest once ``capacity`` is reached; ``sample(n)``
+    draws ``n`` rows uniformly with replacement. The fields are attributes too
+    (``buffer.obs`` is the ``[capacity, *shape]`` view of field ``obs``).
+
+    Args:
+      capacity: rows kept.
+      fields: ``{name: (shape, dtype)}``.
+      device: where the rows live.
+    """
+
+    def __init__(self, capacity: int, fields: FieldSpec, device: torch.device | str = "cpu"):
+        super().__init__(capacity, fields, device)
+        self.pos = 0   # next row to write
 
     def add(self, **batch: torch.Tensor) -> None:
         """Store ``B`` rows: every field ``[B, *shape]``."""
@@ -142,7 +150,7 @@ class ReplayBuffer:
         self._columns.load(state, self.size)
 
 
-class SequenceReplay:
+class SequenceReplay(_Rows):
     """Whole episodes, step after step, sampled as windows of ``T`` consecutive steps.
 
     Steps of one episode are contiguous; ``end[i]`` is one past the last step of step
@@ -158,23 +166,10 @@ class SequenceReplay:
     """
 
     def __init__(self, capacity: int, fields: FieldSpec, device: torch.device | str = "cpu"):
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1; got {capacity}")
-        self.capacity, self.device = int(capacity), torch.device(device)
-        self._columns = _Columns(self.capacity, fields, self.device)
+        super().__init__(capacity, fields, device)
         self.end = torch.zeros(self.capacity, dtype=torch.long, device=self.device)
         self.terminal = torch.zeros(self.capacity, dtype=torch.bool, device=self.device)
-        self.size = 0
         self.episodes = 0
-
-    def __getattr__(self, name: str) -> torch.Tensor:
-        columns = self.__dict__.get("_columns")
-        if columns is not None and name in columns.views:
-            return columns.views[name]
-        raise AttributeError(name)
-
-    def __len__(self) -> int:
-        return self.size
 
     def add_episode(self, terminal: bool, **steps: torch.Tensor) -> None:
         """Append one episode of ``n`` steps (every field ``[n, *shape]``); ``terminal``: it

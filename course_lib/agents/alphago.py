@@ -40,7 +40,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from ..core import ConfigError, ProgressBar, Run, TrainConfig, option
+from ..core import ProgressBar, Run, TrainConfig, option
 from ..core.fit import fit
 from ..games import BoardGame, TicTacToe, make_game, permute, permute_moves
 from ..games.players import PerfectPlayer, Player, RandomPlayer, evaluate_players

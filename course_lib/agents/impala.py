@@ -49,7 +49,7 @@ import collections
 import dataclasses
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import torch
 from torch import nn
@@ -60,7 +60,7 @@ from ..envs import SpaceInfo, env_spaces, make_vector_env
 from ..evaluation import evaluate_policy
 from ..nets import ActorCritic
 from ..returns import vtrace
-from ..rollout import RolloutStorage, collect_rollout
+from ..rollout import collect_rollout
 from .base import ReturnConfig
 from .impala_actors import ACTOR_BACKENDS, check_backend, make_actor_pool
 

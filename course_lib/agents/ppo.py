@@ -28,7 +28,7 @@ annealing of the learning rate (and optionally of ε).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn

@@ -91,6 +91,14 @@ def configure_threads(device: str | torch.device = "cpu", threads: int | None = 
     return SMALL_MODEL_THREADS
 
 
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the work queued on ``device`` (CUDA runs asynchronously; elsewhere a no-op), so a
+    clock read afterwards times the work, not its launch."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and torch (all devices); optionally make torch deterministic.
 

@@ -38,6 +38,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
+from .device import synchronize
+
 # Training episodes in the moving-average return (EpisodeTracker's window).
 RETURN_WINDOW = 20
 # Greedy episodes that must confirm a target reached by training returns before stop_at_target stops a run.
@@ -99,8 +101,7 @@ class Stopwatch:
         self.device = torch.device(device)
 
     def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        synchronize(self.device)
 
     @contextmanager
     def __call__(self, phase: str) -> Iterator[None]:

@@ -7,7 +7,7 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 
@@ -234,5 +234,3 @@ class ProgressBar:
 # ipywidgets' colours for a bar's bar_style ("" while running, "success" when closed, "danger" on error)
 _BAR_COLOURS = {"": "#2196f3", "success": "#4caf50", "danger": "#f44336", "info": "#00bcd4", "warning": "#ff9800"}
 
-
-Callback = Callable[[Mapping[str, Any]], None]

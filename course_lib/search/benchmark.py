@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..core import resolve_device
+from ..core.device import resolve_device, synchronize
 from ..games import make_game
 from .mcts import rules_recurrent_fn, rules_root, search
 
@@ -59,11 +59,6 @@ def make_evaluator(name: str, game, device: torch.device) -> Callable[[torch.Ten
     return evaluate
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.no_grad()
 def measure(game_name: str = "connect4", simulations: int = 200, batch: int = 256, evaluator: str = "trivial",
             device: str = "cpu", repeats: int = 3) -> dict:
@@ -74,10 +69,10 @@ def measure(game_name: str = "connect4", simulations: int = 200, batch: int = 25
     spent = [0.0]
 
     def timed(states):
-        _sync(dev)
+        synchronize(dev)
         t = time.perf_counter()
         out = inner(states)
-        _sync(dev)
+        synchronize(dev)
         spent[0] += time.perf_counter() - t
         return out
 
@@ -85,11 +80,11 @@ def measure(game_name: str = "connect4", simulations: int = 200, batch: int = 25
     best, share = float("inf"), 0.0
     for rep in range(repeats + 1):                       # the first search warms up
         spent[0] = 0.0
-        _sync(dev)
+        synchronize(dev)
         t0 = time.perf_counter()
         root, legal = rules_root(game, timed, states)
         search(root, rules_recurrent_fn(game, timed), simulations, root_legal=legal)
-        _sync(dev)
+        synchronize(dev)
         seconds = time.perf_counter() - t0
         if rep and seconds < best:
             best, share = seconds, spent[0] / seconds
