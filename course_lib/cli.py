@@ -4,6 +4,7 @@
         --device auto --out runs/ppo [--preset speed] [--resume] [--threads N]
     python -m course_lib bench ppo [--seeds 0,1,2] [--benchmarks default,speed]
     python -m course_lib search-speed --game connect4 --batches 1,64,256
+    python -m course_lib transformer-speed [--d-model 128] [--layers 4] [--context 256]
     python -m course_lib gpu-check [--device cuda] [--out gpu-check.json]
 
 Every field of the algorithm's config is an option (``--gae-lambda 0.9``); options
@@ -29,6 +30,7 @@ commands:
   train ALGO      train one agent; every field of its config is an option
   bench ALGO      run the agent's benchmark presets over seeds, print a table and write bench.json
   search-speed    simulations per second of the batched MCTS, per evaluator and batch size
+  transformer-speed  training and sampling tokens/s of the course transformer, against torch's own
   gpu-check       every agent trains briefly on a device, and the speeds book/results.md quotes
 
 algorithms: {algos}
@@ -425,6 +427,57 @@ def _search_speed(argv: list[str]) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------- transformer-speed
+TRANSFORMER_SPEED_DEFAULTS = {"device": "auto", "d_model": "128", "layers": "4", "heads": "4", "batch": "16",
+                              "seq": "128", "context": "256", "new_tokens": "32", "sample_batch": "1",
+                              "repeats": "3", "out": "", "threads": ""}
+
+TRANSFORMER_SPEED_HELP = """usage: python -m course_lib transformer-speed [options]
+
+Training tokens/s of the course transformer against torch.nn.TransformerEncoder of the same size
+under the same causal mask, and GPT sampling tokens/s with the key/value cache against
+recomputing the whole context every step (best of the repeats after a warm-up).
+
+  --d-model N, --layers N, --heads N    the model's size (default 128, 4, 4)
+  --batch N, --seq N                    training batch: N sequences of seq tokens (default 16, 128)
+  --context N, --new-tokens N           sampling: prompt length and tokens sampled (default 256, 32)
+  --sample-batch N                      sequences sampled at once (default 1)
+  --device DEVICE                       auto, cpu, cuda, cuda:N or mps (default auto)
+  --repeats N                           timed runs per measurement, the best is kept (default 3)
+  --out FILE                            also write the row as JSON
+  --threads N                           CPU threads of torch (default 1, or OMP_NUM_THREADS)"""
+
+
+def _transformer_speed(argv: list[str]) -> int:
+    from .nets.benchmark import measure
+
+    if _wants_help(argv):
+        print(TRANSFORMER_SPEED_HELP)
+        return 0
+    opts = {**TRANSFORMER_SPEED_DEFAULTS,
+            **_split_options(argv, list(TRANSFORMER_SPEED_DEFAULTS), (), "transformer-speed")}
+    sizes = {name: _integer(name, opts[name]) for name in ("d_model", "layers", "heads", "batch", "seq", "context",
+                                                           "new_tokens", "sample_batch", "repeats")}
+    if sizes["d_model"] % sizes["heads"]:
+        raise UsageError(f"--d-model {sizes['d_model']} must divide by --heads {sizes['heads']}")
+    device = _device(str(opts["device"]))
+    _threads(device, {"threads": opts["threads"]} if opts["threads"] else {})
+    row = measure(device, **sizes)
+    print(f"model: d_model {row['d_model']}, {row['layers']} layers, {row['heads']} heads, "
+          f"{row['train_parameters']:,} parameters; device {row['device']}, {row['threads']} thread(s)")
+    print(f"training, causal, {row['batch']} x {row['seq']} tokens:")
+    print(f"  course transformer        {row['train_ours_tokens_per_second']:>10,.0f} tokens/s")
+    print(f"  nn.TransformerEncoder     {row['train_torch_tokens_per_second']:>10,.0f} tokens/s")
+    print(f"  ratio                     {row['train_ratio']:>10.2f}x")
+    print(f"sampling {row['new_tokens']} tokens after {row['context']} of context, batch {row['sample_batch']}:")
+    print(f"  key/value cache           {row['sample_cached_tokens_per_second']:>10,.0f} tokens/s")
+    print(f"  recompute the context     {row['sample_recomputed_tokens_per_second']:>10,.0f} tokens/s")
+    print(f"  ratio                     {row['sample_ratio']:>10.2f}x   (same tokens: {row['sample_same_tokens']})")
+    if opts["out"]:
+        Path(opts["out"]).write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
 # ------------------------------------------------------------------------------- gpu-check
 def _gpu_check(argv: list[str]) -> int:
     from . import gpu_check
@@ -448,7 +501,8 @@ def _gpu_check(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
-    "train": _train, "bench": _bench, "search-speed": _search_speed, "gpu-check": _gpu_check,
+    "train": _train, "bench": _bench, "search-speed": _search_speed,
+    "transformer-speed": _transformer_speed, "gpu-check": _gpu_check,
 }
 
 

@@ -190,6 +190,27 @@ def check_search(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
     return out
 
 
+@register("transformer", "Course transformer: training tokens/s against nn.TransformerEncoder, cached sampling",
+          full={"d_model": 256, "layers": 6, "heads": 8, "batch": 64, "seq": 256, "context": 256, "new_tokens": 64,
+                "sample_batch": 1, "repeats": 3},
+          tiny={"d_model": 16, "layers": 1, "heads": 2, "batch": 2, "seq": 8, "context": 8, "new_tokens": 2,
+                "sample_batch": 1, "repeats": 1})
+def check_transformer(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
+    from .nets.benchmark import measure
+
+    row = measure(ctx.device, **fields)
+    ctx.expect_device("transformer-speed", row["device"])
+    if not row["sample_same_tokens"]:
+        raise RuntimeError("cached sampling drew other tokens than recomputing the context")
+    size = f"d_model {fields['d_model']}, {fields['layers']} layers"
+    return [Measured(f"training tokens/s, {size}, {fields['batch']} x {fields['seq']}",
+                     row["train_ours_tokens_per_second"], "tokens/s"),
+            Measured("  ... against nn.TransformerEncoder of the same size", row["train_ratio"], "x"),
+            Measured(f"sampling tokens/s with the cache after {fields['context']} tokens",
+                     row["sample_cached_tokens_per_second"], "tokens/s"),
+            Measured("  ... against recomputing the context", row["sample_ratio"], "x")]
+
+
 @register("alphazero", "AlphaZero self-play, Connect Four preset", algo="alphazero",
           full={"preset": "connect4", "num_envs": 1024, "total_steps": 1024 * 24, "eval_episodes": 2,
                 "eval_simulations": 16, "eval_every": 0, "checkpoint_every": 10**9},

@@ -238,3 +238,22 @@ def test_gradients_flow_and_training_lowers_the_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0]
+
+
+def test_speed_command_measures_both_paths_and_refuses_bad_sizes(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "speed.json"
+    cmd = [sys.executable, "-m", "course_lib", "transformer-speed", "--d-model", "16", "--layers", "1", "--heads",
+           "2", "--batch", "2", "--seq", "8", "--context", "8", "--new-tokens", "3", "--repeats", "1", "--device",
+           "cpu", "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    row = json.loads(out.read_text())
+    assert row["sample_same_tokens"] is True and row["train_parameters"] == row["train_torch_parameters"]
+    assert row["train_ours_tokens_per_second"] > 0 and row["sample_cached_tokens_per_second"] > 0
+    assert "nn.TransformerEncoder" in done.stdout
+    bad = subprocess.run(cmd[:4] + ["--heads", "3"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "divide by --heads" in bad.stderr

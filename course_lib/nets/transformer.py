@@ -371,7 +371,7 @@ class Transformer(nn.Module):
                 padding = F.pad(padding, (S - T, 0), value=True)
             pad = padding[:, None, None, :]
             out = pad if out is None else out & pad
-        if causal and (out is not None or keep > 0):
+        if causal and (out is not None or (keep > 0 and T > 1)):      # one new token sees every key anyway
             cm = causal_mask(T, S, device)
             out = cm if out is None else out & cm
         return out
