@@ -239,12 +239,23 @@ def test_head_layer_grid_has_a_map_per_head_and_layer():
     order = np.argsort(w[1, 1].numpy(), axis=None)
     assert darkness.reshape(-1)[order[-1]] > darkness.reshape(-1)[order[0]]
     assert "background:#e8f0fe;font-weight:bold'>head 1<" in grid
+    # A long sequence's maps are averaged over blocks: T = 200 > 96 pixels becomes 67 x 67 (blocks of 3,
+    # the last one 2 wide).
+    long = synthetic(L=1, H=1, T=200, seed=7)
+    [first] = re.findall(r"src='data:image/png;base64,([^']+)'", head_layer_grid(long))[:1]
+    pooled = png(first)
+    assert pooled.shape[:2] == (67, 67)
+    block = long[0, 0, 60:63, 15:18].mean().item()
+    assert abs(int(pooled[66, 66, 0]) - round(255 - (255 - 23) * math.sqrt(long[0, 0, 198:, 198:].mean().item()))) <= 1
+    assert abs(int(pooled[20, 5, 0]) - round(255 - (255 - 23) * math.sqrt(block))) <= 1
 
 
 def png(data: str) -> np.ndarray:
+    """The pixels of a base64 PNG: grey ``[H, W]``, else RGBA ``[H, W, 4]`` (palettes resolved)."""
     from PIL import Image
 
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))))
+    image = Image.open(io.BytesIO(base64.b64decode(data)))
+    return np.asarray(image if image.mode == "L" else image.convert("RGBA"))
 
 
 # ------------------------------------------------------------------------------- ViT
