@@ -28,7 +28,8 @@ def fit(net: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], n: int,
         optimizer: torch.optim.Optimizer | None = None, learning_rate: float = 1e-3, weight_decay: float = 0.0,
         seed: int = 0, max_grad_norm: float | None = None, desc: str = "fit", progress: bool = True,
         log_every: int = 50, evaluate: Callable[[], Mapping[str, float]] | None = None, eval_every: int = 0,
-        callback: Callable[[Mapping[str, Any]], None] | None = None) -> list[dict[str, float]]:
+        callback: Callable[[Mapping[str, Any]], None] | None = None,
+        after_step: Callable[[], Any] | None = None) -> list[dict[str, float]]:
     """Minibatch gradient descent on ``loss_fn(indices)`` over a data set of ``n`` items.
 
     Args:
@@ -43,6 +44,7 @@ def fit(net: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], n: int,
       evaluate: optional ``evaluate() -> {name: value}`` (e.g. a held-out loss), run every
         ``eval_every`` steps and at the end, its values added to that row.
       callback: called with every row.
+      after_step: called after every optimiser step (e.g. a learning-rate scheduler's ``step``).
 
     Returns:
       The loss curve: rows ``{"step", "loss", ...evaluate's values}``.
@@ -65,6 +67,8 @@ def fit(net: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], n: int,
         if max_grad_norm is not None:
             nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
         optimizer.step()
+        if after_step is not None:
+            after_step()
         last = step == steps
         if step % log_every == 0 or last or (eval_every and step % eval_every == 0):
             row = {"step": step, "loss": loss.item()}
