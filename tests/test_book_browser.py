@@ -43,7 +43,8 @@ CHROMIUM_FLAGS = [
 # Pages of the build that are not the book's pages.
 NOT_PAGES = ("_static", "_sources", "_images", "_downloads")
 # The chapters whose static explorers must be found (the check is not vacuous).
-PAGES_WITH_EXPLORERS = ("notebooks/01_alphago_alphazero.html", "notebooks/02_muzero.html")
+PAGES_WITH_EXPLORERS = ("notebooks/01_alphago_alphazero.html", "notebooks/02_muzero.html",
+                        "notebooks/06_attention_vit.html")
 RESOURCE_TAGS = {"script", "img", "iframe", "source", "audio", "video", "embed", "link", "object"}
 # A page that only sends the reader on (the book's index.html opens its first page).
 REDIRECT = re.compile(r"<meta[^>]+http-equiv=[\"']?refresh[\"']?[^>]+content=[\"']?\d+\s*;\s*url=([^\"'>]+)",
