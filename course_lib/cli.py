@@ -217,7 +217,9 @@ def _train(argv: list[str]) -> int:
         raise UsageError(str(exc)) from None
     device = _device(config.device)          # no GPU where one is asked for: one line, before any work
     threads = _threads(device, run_opts)
-    out = run_opts.get("out") or f"runs/{algo.name}-{config.env}-seed{config.seed}"
+    # Agents name their environment, supervised models their data set.
+    where = getattr(config, "env", None) or getattr(config, "dataset", None)
+    out = run_opts.get("out") or f"runs/{algo.name}-{where}-seed{config.seed}"
     try:
         summary = algo.load().train(config, out, resume=resume, overwrite=run_opts.get("overwrite", False),
                                     progress=not run_opts.get("quiet", False))
@@ -265,6 +267,13 @@ def _report(summary: dict, out: str, rounding: str = "", threads: int | None = N
               f"{rounding} ({summary.get('games', 0):,} games) in {_number(summary.get('train_seconds'), '.1f')} s "
               f"of training" + (f" ({sps:,.0f} moves/s)" if sps else "") + where)
         print("\n".join(_game_results(summary["evaluation"])))
+        print(f"files: {out}/summary.json, metrics.jsonl, checkpoint.pt")
+        return
+    if "test_accuracy" in summary:  # a classifier: scored on its data set's test split
+        print(f"{summary['algo']} ({summary['model']}) {summary['dataset']} seed {summary['seed']}: test accuracy "
+              f"{summary['test_accuracy']:.2%} on {summary['test_images']:,} images · "
+              f"{summary['epochs']} epoch{'s' if summary['epochs'] != 1 else ''} in "
+              f"{summary['train_seconds']:.1f} s of training{where}")
         print(f"files: {out}/summary.json, metrics.jsonl, checkpoint.pt")
         return
     target = ""
@@ -350,11 +359,22 @@ def _bench(argv: list[str]) -> int:
             rows.append({"benchmark": name, "seed": seed, "command_seconds": command_seconds, **summary})
             _print_bench_row(rows[-1], header=len(rows) == 1)
     (out / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
+    _print_bench_means(rows)
     print(f"\nresults: {out}/bench.json")
     return 0
 
 
 def _print_bench_row(row: dict, header: bool) -> None:
+    if "test_accuracy" in row:  # classifiers: accuracy on the test split and training time
+        cols = [("benchmark", 10), ("seed", 4), ("model", 5), ("test acc", 8), ("train s", 7), ("command s", 9),
+                ("params", 8), ("device", 6)]
+        if header:
+            print("  ".join(name.rjust(width) for name, width in cols))
+        values = [row["benchmark"], row["seed"], row["model"], f"{row['test_accuracy']:.2%}",
+                  _seconds(row["train_seconds"]), f"{row['command_seconds']:.1f}", f"{row['parameters']:,}",
+                  row["device"]]
+        print("  ".join(str(v).rjust(width) for v, (_, width) in zip(values, cols)), flush=True)
+        return
     if row.get("evaluation"):
         print(f"{row['benchmark']} seed {row['seed']}: {row['total_steps']:,} moves, {row['train_seconds']:.1f} s "
               f"training, {row['command_seconds']:.1f} s command, {row['device']}")
@@ -373,6 +393,24 @@ def _print_bench_row(row: dict, header: bool) -> None:
               f"{row['command_seconds']:.1f}",
               f"{row['time_acting']:.1f}", f"{row['time_learning']:.1f}", row["device"]]
     print("  ".join(str(v).rjust(width) for v, (_, width) in zip(values, cols)), flush=True)
+
+
+def _print_bench_means(rows: list[dict]) -> None:
+    """For classifiers: each benchmark's mean, lowest and highest test accuracy and training time over its seeds."""
+    names = list(dict.fromkeys(r["benchmark"] for r in rows if "test_accuracy" in r))
+    if names:
+        print()
+    for name in names:
+        acc = [r["test_accuracy"] for r in rows if r["benchmark"] == name]
+        secs = [r["train_seconds"] for r in rows if r["benchmark"] == name]
+        print(f"{name}: test accuracy mean {sum(acc) / len(acc):.2%} (min {min(acc):.2%}, max {max(acc):.2%}) over "
+              f"{len(acc)} seed{'s' if len(acc) != 1 else ''}; training {_seconds(sum(secs) / len(secs))} s mean, "
+              f"{_seconds(max(secs))} s max")
+
+
+def _seconds(value: float) -> str:
+    """Seconds with one decimal, two below a second (an SVC fits in hundredths)."""
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
 
 
 # ---------------------------------------------------------------------------- search-speed

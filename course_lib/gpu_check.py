@@ -252,6 +252,56 @@ def check_alphago(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
             Measured("whole pipeline", s["seconds"]["total"], "s")]
 
 
+@register("vit", "ViT on the 8×8 digits (the configuration of the CPU target), scored on the test split",
+          algo="vit", full={"checkpoint_every": 0},
+          tiny={"epochs": 1, "d_model": 16, "n_heads": 2, "n_layers": 1, "eval_every": 0, "checkpoint_every": 0})
+def check_vit(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
+    from .agents import load_agent
+
+    s = ctx.train("vit", fields)
+    ctx.expect_device("vit's network", next(load_agent(ctx.work_dir / "vit", ctx.device).net.parameters()).device)
+    epochs = f"{s['epochs']} epoch{'s' if s['epochs'] != 1 else ''}"
+    return [Measured(f"digits test accuracy after {epochs}", s["test_accuracy"], "share"),
+            Measured("training images/s", s["images_per_second"], "images/s"),
+            Measured("training time", s["train_seconds"], "s")]
+
+
+@register("vit-cifar10-speed", "ViT of the cifar10 preset: training steps on random 32×32 images (no data "
+          "download), to size a 200-epoch run", full={"batch_size": 128, "steps": 30},
+          tiny={"batch_size": 2, "steps": 1, "d_model": 24, "n_heads": 2, "n_layers": 1, "d_ff": 24})
+def check_vit_cifar10_speed(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
+    import torch.nn.functional as F
+
+    from .agents.vit import ViTConfig, build_networks
+
+    sizes = {k: fields[k] for k in ("d_model", "n_heads", "n_layers", "d_ff") if k in fields}
+    cfg = ViTConfig.from_dict({**sizes, "device": str(ctx.device)}, preset="cifar10")
+    net = build_networks(cfg)["net"].to(ctx.device)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate)
+    generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed)
+    images = torch.randn(fields["batch_size"], 3, 32, 32, device=ctx.device, generator=generator)
+    labels = torch.randint(10, (fields["batch_size"],), device=ctx.device, generator=generator)
+
+    def step() -> None:
+        loss = F.cross_entropy(net(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()                                                   # warm-up: kernels chosen, memory allocated
+    synchronize(ctx.device)
+    start = time.perf_counter()
+    for _ in range(fields["steps"]):
+        step()
+    synchronize(ctx.device)
+    seconds = time.perf_counter() - start
+    ctx.expect_device("the CIFAR-10 ViT", next(net.parameters()).device)
+    per_second = fields["batch_size"] * fields["steps"] / seconds
+    return [Measured(f"training images/s, batch {fields['batch_size']}, "
+                     f"{sum(p.numel() for p in net.parameters()) / 1e6:.1f}M parameters", per_second, "images/s"),
+            Measured("one epoch of 50,000 images (estimate)", 50_000 / per_second, "s")]
+
+
 # ------------------------------------------------------------------------------------ running
 def machine(device: torch.device, threads: int) -> dict[str, Any]:
     """Where the figures were measured."""

@@ -14,6 +14,7 @@ TINY = {
                    eval_every=0, log_every=32, hidden_size=8, latent_size=8),
     "alphago": dict(expert_games=20, sl_steps=2, rl_iterations=1, rl_games=4, value_games=20, value_steps=2,
                     batch_size=8, hidden=8, simulations=(2,), rollout_mix=0.0, eval_episodes=1),
+    "vit": dict(epochs=1, d_model=16, n_heads=2, n_layers=1, eval_every=0),
 }
 
 

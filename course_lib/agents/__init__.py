@@ -36,6 +36,7 @@ ALGORITHMS = {
     "alphago": Algorithm("alphago", "course_lib.agents.alphago", "AlphaGoConfig"),
     "alphazero": Algorithm("alphazero", "course_lib.agents.alphazero", "AlphaZeroConfig"),
     "muzero": Algorithm("muzero", "course_lib.agents.muzero", "MuZeroConfig"),
+    "vit": Algorithm("vit", "course_lib.agents.vit", "ViTConfig"),
 }
 
 
