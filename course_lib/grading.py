@@ -73,6 +73,8 @@ REFERENCE_MODULES = (
     "course_lib.agents.ppo",
     "course_lib.agents.sac",
     "course_lib.agents.muzero",
+    "course_lib.nets.transformer",
+    "course_lib.vision.vit",
 )
 
 # The modules comparisons and references rest on (the ones a student would patch to make any comparison

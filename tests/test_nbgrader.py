@@ -375,12 +375,92 @@ MUZERO_TARGETS = Assignment(
     deleted_test_cell="test_targets_truncated",
 )
 
-SPECS = {spec.name: spec for spec in (MCTS, MUZERO_TARGETS, PPO, SAC, VTRACE)}
+# --------------------------------------------------------------------------- attention
+
+ATTENTION_NAN_ROWS = '''
+def scaled_dot_product_attention(q, k, v, mask=None):
+    # Wrong where a query may see no key: the softmax of a row of -inf is NaN, and the NaN is returned.
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ v, weights
+'''
+MASKS_QUERIES_FIRST = '''
+def causal_mask(T, S):
+    # Wrong when S > T: the queries are taken as the first T positions instead of the last T.
+    return torch.ones(T, S, dtype=torch.bool).tril()
+
+
+def padding_mask(lengths, S):
+    return torch.arange(S) < lengths.unsqueeze(-1)
+'''
+PATCHES_CHANNELS_LAST = '''
+def patchify(images, patch):
+    # Wrong with more than one channel: each patch is flattened in (P, P, C) order, channels innermost,
+    # which no longer matches a convolution's weight [D, C, P, P].
+    B, C, H, W = images.shape
+    grid = images.reshape(B, C, H // patch, patch, W // patch, patch)
+    return grid.permute(0, 2, 4, 3, 5, 1).reshape(B, -1, C * patch * patch)
+
+
+def embed_patches(images, weight, bias, cls, positions, patch):
+    tokens = patchify(images, patch) @ weight.T + bias
+    tokens = torch.cat([cls.expand(tokens.shape[0], 1, -1), tokens], dim=1)
+    return tokens if positions is None else tokens + positions
+'''
+HEADS_MERGED_WITHOUT_TRANSPOSE = '''
+def split_heads(x, n_heads):
+    B, T, C = x.shape
+    return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)
+
+
+def merge_heads(x):
+    # Wrong: [B, H, T, d] reshaped straight to [B, T, H * d], which mixes the tokens of different heads.
+    B, H, T, d = x.shape
+    return x.reshape(B, T, H * d)
+
+
+def multi_head_attention(x, qkv_weight, qkv_bias, out_weight, out_bias, n_heads, mask=None):
+    q, k, v = torch.nn.functional.linear(x, qkv_weight, qkv_bias).chunk(3, dim=-1)
+    heads, weights = scaled_dot_product_attention(split_heads(q, n_heads), split_heads(k, n_heads),
+                                                  split_heads(v, n_heads), mask)
+    return torch.nn.functional.linear(merge_heads(heads), out_weight, out_bias), weights
+'''
+
+ATTENTION = Assignment(
+    name="attention",
+    points={
+        "test_attention_worked_example": 1,
+        "test_attention_causal": 1,
+        "test_attention_padding": 1,
+        "test_causal_mask": 1,
+        "test_padding_mask": 1,
+        "test_split_heads": 1,
+        "test_merge_heads": 1,
+        "test_multi_head_attention": 1,
+        "test_patchify": 1,
+        "test_embed_patches": 1,
+    },
+    solution_cells=("attention_solution", "masks_solution", "heads_solution", "patches_solution"),
+    wrong={
+        "wrong_attention": ({"attention_solution": ATTENTION_NAN_ROWS}, ["test_attention_padding"]),
+        "wrong_masks": ({"masks_solution": MASKS_QUERIES_FIRST}, ["test_causal_mask"]),
+        "wrong_patchify": ({"patches_solution": PATCHES_CHANNELS_LAST}, ["test_patchify", "test_embed_patches"]),
+    },
+    # A wrong merge breaks the layer built on it as well.
+    edited=({"heads_solution": HEADS_MERGED_WITHOUT_TRANSPOSE}, ["test_merge_heads", "test_multi_head_attention"]),
+    deleted_test_cell="test_causal_mask",
+)
+
+SPECS = {spec.name: spec for spec in (ATTENTION, MCTS, MUZERO_TARGETS, PPO, SAC, VTRACE)}
 NAMES = list(SPECS)
 # Every (assignment, student) pair that is graded, for parametrizing.
 SUBMISSIONS = [(name, student) for name, spec in SPECS.items() for student in spec.expected_lost()]
 # Total scores out of 10, spelled out so that a change to the points or the scenarios shows here.
 TOTALS = {
+    "attention": {"reference": 10, "blank": 0, "wrong_attention": 9, "wrong_masks": 9, "wrong_patchify": 8,
+                  EDITED_STUDENT: 8},
     "mcts": {"reference": 10, "blank": 0, "wrong_puct": 5, "wrong_backup": 7, EDITED_STUDENT: 8},
     "muzero_targets": {"reference": 10, "blank": 0, "wrong_targets": 7, "wrong_inverse": 9, "wrong_support": 9,
                        EDITED_STUDENT: 8},
@@ -691,7 +771,7 @@ def graded(course, source_nbs, release_nbs):
         (course / "submitted" / student / LATE[0] / "timestamp.txt").write_text(f"{handed_in:%Y-%m-%d %H:%M:%S} UTC\n")
     calls = {}
     start = time.perf_counter()
-    # About 45 notebooks, each a kernel that imports torch: some 10 minutes on a busy 2-core machine.
+    # About 50 notebooks, each a kernel that imports torch: some 12 minutes on a busy 2-core machine.
     calls["main"] = (run_nbgrader(course, "autograde", "*", f"--CourseDirectory.student_id_exclude={LOOP_STUDENT}",
                                   timeout=2400),
                      time.perf_counter() - start)

@@ -39,8 +39,8 @@ from torch import nn
 
 from ..core.config import Config, ConfigError, option
 
-__all__ = ["TransformerConfig", "scaled_dot_product_attention", "split_heads", "merge_heads", "causal_mask",
-           "block_causal_mask", "padding_mask", "KVCache", "MultiHeadAttention", "Block", "Transformer",
+__all__ = ["TransformerConfig", "scaled_dot_product_attention", "split_heads", "merge_heads", "multi_head_attention",
+           "causal_mask", "block_causal_mask", "padding_mask", "KVCache", "MultiHeadAttention", "Block", "Transformer",
            "TransformerOutput", "GPT", "sample_next_token", "sinusoidal_embedding"]
 
 
@@ -148,6 +148,23 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``[B, H, T, d] -> [B, T, H * d]``, the inverse of :func:`split_heads`."""
     B, H, T, d = x.shape
     return x.transpose(1, 2).reshape(B, T, H * d)
+
+
+def multi_head_attention(x: torch.Tensor, qkv_weight: torch.Tensor, qkv_bias: torch.Tensor | None,
+                         out_weight: torch.Tensor, out_bias: torch.Tensor | None, n_heads: int,
+                         mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-head self-attention as a function of its weights (what :class:`MultiHeadAttention` computes
+    without a cache, memory or relative positions; the `attention` assignment asks for it).
+
+    ``x [B, T, C]``; ``qkv_weight [3C, C]`` and ``qkv_bias [3C]`` (or None) project to Q, K, V stacked in that
+    order (the layout of ``MultiHeadAttention.qkv`` and of ``torch.nn.MultiheadAttention.in_proj_weight``);
+    ``out_weight [C, C]``, ``out_bias [C]`` (or None) mix the merged heads; ``mask`` bool, broadcastable to
+    ``[B, H, T, T]``, ``True`` = may attend. Returns ``(y [B, T, C], weights [B, H, T, T])``.
+    """
+    q, k, v = F.linear(x, qkv_weight, qkv_bias).chunk(3, dim=-1)
+    q, k, v = split_heads(q, n_heads), split_heads(k, n_heads), split_heads(v, n_heads)     # [B, H, T, d]
+    y, weights = scaled_dot_product_attention(q, k, v, mask, need_weights=True)
+    return F.linear(merge_heads(y), out_weight, out_bias), weights
 
 
 # --------------------------------------------------------------------------- masks
