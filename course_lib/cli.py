@@ -218,8 +218,8 @@ def _train(argv: list[str]) -> int:
     device = _device(config.device)          # no GPU where one is asked for: one line, before any work
     threads = _threads(device, run_opts)
     # Agents name their environment, supervised models their data set.
-    where = getattr(config, "env", None) or getattr(config, "dataset", None)
-    out = run_opts.get("out") or f"runs/{algo.name}-{where}-seed{config.seed}"
+    subject = getattr(config, "env", None) or getattr(config, "dataset", None)
+    out = run_opts.get("out") or f"runs/{algo.name}-{subject}-seed{config.seed}"
     try:
         summary = algo.load().train(config, out, resume=resume, overwrite=run_opts.get("overwrite", False),
                                     progress=not run_opts.get("quiet", False))
