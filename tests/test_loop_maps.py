@@ -8,10 +8,12 @@ import nbformat
 import pytest
 
 from course_lib.agents import alphago, alphazero, impala, muzero, ppo, sac
+from course_lib.vision import vit
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWN = {"01_alphago_alphazero": [alphago.train, alphazero.train], "02_muzero": [muzero.train],
-         "03_sac": [sac.train], "04_ppo": [ppo.train], "05_impala_vtrace": [impala.train, impala.UnrollActor]}
+         "03_sac": [sac.train], "04_ppo": [ppo.train], "05_impala_vtrace": [impala.train, impala.UnrollActor],
+         "06_attention_vit": [vit.embed_patches, vit.ViT.forward]}
 
 
 @pytest.mark.parametrize("stem", sorted(SHOWN))

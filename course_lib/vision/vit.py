@@ -96,6 +96,7 @@ def embed_patches(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     Returns:
       ``[B, N + 1, D]``: token 0 is the class token, tokens ``1..N`` the patches in row-major order.
     """
+    # 1. Patchify: N = HW/P² patches of C·P·P numbers each
     x = patchify(images, patch)                                               # [B, N, C·P·P]
     B, N, F_ = x.shape
     if weight.dim() != 2 or weight.shape[1] != F_:
@@ -107,7 +108,9 @@ def embed_patches(images: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     if positions is not None and positions.shape != (N + 1, D):
         raise ValueError(f"positions must be [N + 1, D] = [{N + 1}, {D}] for {N} patches; got "
                          f"{tuple(positions.shape)}")
+    # 2. Linear patch embedding (a convolution with kernel and stride P)
     z = x @ weight.T + bias                                                   # z_i^0 = W_E x_i + b_E: [B, N, D]
+    # 3. Class token first, then learnable positions
     z = torch.cat((cls.expand(B, 1, D), z), dim=1)                            # [B, N + 1, D]
     return z if positions is None else z + positions
 
@@ -195,9 +198,11 @@ class ViT(nn.Module):
         return self.embed.patch
 
     def forward(self, images: torch.Tensor, need_weights: bool = False):
-        z = self.drop(self.embed(images))                                     # [B, N + 1, D]
+        z = self.drop(self.embed(images))                                     # [B, N + 1, D]: steps 1-3
+        # 4. Encoder stack: L blocks of multi-head self-attention and MLP, residuals and LayerNorm
         out = self.transformer(z, need_weights=need_weights)                  # bidirectional: no mask
         h = out.hidden                                                        # [B, N + 1, D], after the final LN
+        # 5. Prediction head on the final [CLS] (or the mean of the patch tokens)
         pooled = h[:, 0] if self.pool == "cls" else h[:, 1:].mean(dim=1)     # [B, D]
         logits = self.head(pooled)
         return (logits, out.weights) if need_weights else logits
