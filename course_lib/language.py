@@ -74,7 +74,7 @@ class CharTokenizer:
 
 def python_docs_corpus(max_chars: int | None = None) -> str:
     """English prose about Python that ships with CPython (``pydoc_data.topics``: the language
-    reference's sections, about 460k characters), with runs of spaces collapsed; nothing is downloaded."""
+    reference's sections, about 430k characters), with runs of spaces collapsed; nothing is downloaded."""
     from pydoc_data.topics import topics
 
     text = "\n\n".join(topics[k] for k in sorted(topics))
