@@ -414,6 +414,12 @@ def _seconds(value: float) -> str:
 
 
 # ---------------------------------------------------------------------------- search-speed
+# The options both speed commands share.
+SPEED_COMMON_HELP = """
+  --device DEVICE      auto, cpu, cuda, cuda:N or mps (default auto)
+  --repeats N          timed runs per measurement, the best is kept (default 3)
+  --out FILE           also write the results as JSON
+  --threads N          CPU threads of torch (default 1, or OMP_NUM_THREADS)"""
 SEARCH_SPEED_DEFAULTS = {"game": "connect4", "simulations": "200", "batches": "1,64,256",
                          "evaluators": "trivial,mlp", "device": "auto", "repeats": "3", "out": "", "threads": ""}
 
@@ -426,11 +432,7 @@ and the share of the time spent inside the evaluator.
   --game NAME          {games} (default connect4)
   --simulations N      simulations per search (default 200)
   --batches LIST       comma-separated batch sizes B (default 1,64,256)
-  --evaluators LIST    comma-separated, of {evaluators} (default trivial,mlp)
-  --device DEVICE      auto, cpu, cuda, cuda:N or mps (default auto)
-  --repeats N          timed searches per row, the best is kept (default 3)
-  --out FILE           also write the rows as JSON
-  --threads N          CPU threads of torch (default 1, or OMP_NUM_THREADS)"""
+  --evaluators LIST    comma-separated, of {evaluators} (default trivial,mlp)""" + SPEED_COMMON_HELP
 
 
 def _search_speed(argv: list[str]) -> int:
@@ -479,11 +481,7 @@ recomputing the whole context every step (best of the repeats after a warm-up).
   --d-model N, --layers N, --heads N    the model's size (default 128, 4, 4)
   --batch N, --seq N                    training batch: N sequences of seq tokens (default 16, 128)
   --context N, --new-tokens N           sampling: prompt length and tokens sampled (default 256, 32)
-  --sample-batch N                      sequences sampled at once (default 1)
-  --device DEVICE                       auto, cpu, cuda, cuda:N or mps (default auto)
-  --repeats N                           timed runs per measurement, the best is kept (default 3)
-  --out FILE                            also write the row as JSON
-  --threads N                           CPU threads of torch (default 1, or OMP_NUM_THREADS)"""
+  --sample-batch N                      sequences sampled at once (default 1)""" + SPEED_COMMON_HELP
 
 
 def _transformer_speed(argv: list[str]) -> int:

@@ -9,8 +9,8 @@ from torch import nn
 
 from course_lib.core import ConfigError
 from course_lib.nets.transformer import (GPT, KVCache, MultiHeadAttention, Transformer, TransformerConfig,
-                                         block_causal_mask, causal_mask, merge_heads, padding_mask,
-                                         sample_next_token, scaled_dot_product_attention, split_heads)
+                                         block_causal_mask, causal_mask, merge_heads, multi_head_attention,
+                                         padding_mask, sample_next_token, scaled_dot_product_attention, split_heads)
 
 TOL = dict(atol=1e-5, rtol=1e-4)
 
@@ -68,15 +68,21 @@ def test_heads_split_and_merge_are_inverse():
         split_heads(x, 5)
 
 
-def test_multi_head_attention_equals_torch_multihead_attention_with_the_same_weights():
-    cfg = TransformerConfig(d_model=16, n_heads=4, positions="none")
-    ours = MultiHeadAttention(cfg).eval()
-    ref = nn.MultiheadAttention(16, 4, batch_first=True).eval()
+def torch_twin(ours: MultiHeadAttention) -> nn.MultiheadAttention:
+    """``torch.nn.MultiheadAttention`` holding the same weights as the course module."""
+    C, H = ours.cfg.d_model, ours.cfg.n_heads
+    ref = nn.MultiheadAttention(C, H, batch_first=True).eval()
     with torch.no_grad():
         ref.in_proj_weight.copy_(ours.qkv.weight)
         ref.in_proj_bias.copy_(ours.qkv.bias)
         ref.out_proj.weight.copy_(ours.out.weight)
         ref.out_proj.bias.copy_(ours.out.bias)
+    return ref
+
+
+def test_multi_head_attention_equals_torch_multihead_attention_with_the_same_weights():
+    ours = MultiHeadAttention(TransformerConfig(d_model=16, n_heads=4, positions="none")).eval()
+    ref = torch_twin(ours)
     x = torch.randn(3, 6, 16)
     pad = padding_mask(torch.tensor([6, 4, 1]), 6)
     mask = causal_mask(6).unsqueeze(0) & pad[:, None, :]
@@ -84,6 +90,34 @@ def test_multi_head_attention_equals_torch_multihead_attention_with_the_same_wei
     want_y, want_w = ref(x, x, x, attn_mask=~causal_mask(6), key_padding_mask=~pad, average_attn_weights=False)
     torch.testing.assert_close(y, want_y, **TOL)
     torch.testing.assert_close(w, want_w, **TOL)
+
+
+def test_functional_attention_equals_the_module_and_torch_with_the_same_weights():
+    torch.manual_seed(0)
+    module = MultiHeadAttention(TransformerConfig(d_model=12, n_heads=3, positions="none")).eval()
+    torch_mha = torch_twin(module)
+    x = torch.randn(2, 5, 12)
+    pad = padding_mask(torch.tensor([5, 3]), 5)
+    mask = (causal_mask(5) & pad[:, None, :]).unsqueeze(1)                       # [B, 1, T, T]
+    y, w = multi_head_attention(x, module.qkv.weight, module.qkv.bias, module.out.weight, module.out.bias, 3, mask)
+    assert y.shape == (2, 5, 12) and w.shape == (2, 3, 5, 5)
+    want_y, want_w = module(x, mask=mask, need_weights=True)
+    torch.testing.assert_close(y, want_y, **TOL)
+    torch.testing.assert_close(w, want_w, **TOL)
+    torch_y, torch_w = torch_mha(x, x, x, attn_mask=~causal_mask(5), key_padding_mask=~pad, average_attn_weights=False)
+    torch.testing.assert_close(y, torch_y, **TOL)
+    torch.testing.assert_close(w, torch_w, **TOL)
+
+
+def test_functional_attention_without_biases_or_mask():
+    g = torch.Generator().manual_seed(1)
+    x, w_qkv, w_out = torch.randn(1, 4, 8, generator=g), torch.randn(24, 8, generator=g), torch.randn(8, 8, generator=g)
+    y, w = multi_head_attention(x, w_qkv, None, w_out, None, 2)
+    torch.testing.assert_close(w.sum(-1), torch.ones(1, 2, 4), **TOL)
+    # One head by hand: softmax(Q K^T / sqrt(d)) V, then the output projection.
+    q, k, v = (x @ w_qkv.T).chunk(3, dim=-1)
+    one, _ = multi_head_attention(x, w_qkv, None, w_out, None, 1)
+    torch.testing.assert_close(one, torch.softmax(q @ k.transpose(1, 2) / 8 ** 0.5, dim=-1) @ v @ w_out.T, **TOL)
 
 
 def small(positions="learned", **kw):
