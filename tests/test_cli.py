@@ -44,7 +44,7 @@ def one_line_error(proc):
     (["train", "ppo", "--gamma", "2"], "PPOConfig.gamma = 2.0 is out of range; accepted: 0.0 <= gamma <= 1.0"),
     (["train", "ppo", "--num-envs", "many"], "--num-envs 'many' is not accepted; accepted: num_envs >= 1"),
     (["train", "ppo", "--preset", "turbo"], "unknown preset 'turbo' for PPOConfig; accepted: speed"),
-    (["fly", "ppo"], "unknown command 'fly'; accepted: train, bench, search-speed, gpu-check"),
+    (["fly", "ppo"], "unknown command 'fly'; accepted: train, bench, search-speed, transformer-speed, gpu-check"),
     (["bench", "ppo", "--benchmarks", "nope"], "unknown benchmark 'nope' for ppo; accepted: default, speed"),
     (["bench", "ppo", "--seeds", "a,b"], "--seeds 'a,b' is not accepted; accepted: comma-separated integers >= 0"),
     (["train", "ppo", "--threads", "0"], "--threads '0' is not accepted; accepted: one integer >= 1"),
