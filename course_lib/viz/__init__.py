@@ -6,6 +6,7 @@
 * :mod:`~course_lib.viz.figures`: a matplotlib drawing behind sliders, live and as PNG frames.
 * :mod:`~course_lib.viz.tree`, :mod:`~course_lib.viz.tree_explorer`: the MCTS tree and its explorer.
 * :mod:`~course_lib.viz.attention`: the attention-map explorer (tokens x layers, heads, ViT patches).
+* :mod:`~course_lib.viz.votes`: the votes-per-K explorer of self-consistency.
 * :mod:`~course_lib.viz.boards`: board positions as SVG.
 * :mod:`~course_lib.viz.curves`: learning curves (static and live).
 * :mod:`~course_lib.viz.diagrams`, :mod:`~course_lib.viz.tables`: block diagrams; win/draw/loss tables.
@@ -28,6 +29,7 @@ from .live import LiveAndStatic, show_explorer
 from .page import Frame, Slider, explorable_page, frame_index, grid_values, read_page
 from .tables import both_sides, wdl, wdl_table
 from .tree import layout, render_panel, render_svg, tree_snapshot
+from .votes import votes_explorer, votes_figure
 from .tree_explorer import TreeExplorer, TreeExplorerWidget, static_html
 
 __all__ = ["AttentionExplorerWidget", "Frame", "LiveAndStatic", "LiveCurve", "Slider", "TreeExplorer",
@@ -36,4 +38,5 @@ __all__ = ["AttentionExplorerWidget", "Frame", "LiveAndStatic", "LiveCurve", "Sl
            "cls_attention_maps", "cls_rollout_maps", "explorable_page", "figure_explorer", "figure_html",
            "figure_page", "frame_index", "grid_values", "head_layer_grid", "image_html", "layout", "player_names",
            "plot_learning_curve", "read_page", "render_panel", "render_svg", "show_boards", "show_explorer",
-           "smooth", "static_html", "tokens_layers_svg", "tree_snapshot", "vit_attention_html", "wdl", "wdl_table"]
+           "smooth", "static_html", "tokens_layers_svg", "tree_snapshot", "vit_attention_html", "votes_explorer",
+           "votes_figure", "wdl", "wdl_table"]
