@@ -14,8 +14,11 @@ and scores greedy decoding on the fixed held-out problems. The loop, in plain si
     every eval_every steps: greedy accuracy on the held-out problems
 
 The summary (``summary.json``) has ``greedy_accuracy`` on ``eval_problems`` held-out problems,
-``train_seconds`` and the model's size. Presets: the defaults (``full``, at most 10 minutes on
-one CPU thread) and ``quick`` (the notebooks' and tests' run, a few seconds).
+``train_seconds`` and the model's size. Presets: the defaults (``full``: 4 one-digit terms, a
+quarter of them products, D = 128, 4 blocks, 1,500 steps of 64 problems; 87.5 % greedy accuracy on
+200 held-out problems after 442 s on one thread of a shared 2-core CPU, seed 0) and ``quick`` (the
+notebooks' and tests' run, a few seconds, accuracy near 0). Two-digit operands are much harder for
+this budget: 4 % greedy with 3 terms, 0 % with 4 after 750 of 1,500 steps.
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ class ReasonerConfig(TrainConfig):
     """The task's difficulty, the GPT's size and its training. Presets: ``full`` (the defaults) and ``quick``."""
 
     terms: int = option(4, "operands per problem (terms - 1 combining steps, plus one step per product)", low=2)
-    digits: int = option(2, "digits of each operand", low=1, high=4)
+    digits: int = option(1, "digits of each operand", low=1, high=4)
     products: float = option(0.25, "chance that a term after the first is a product with a one-digit factor",
                              low=0.0, high=1.0)
     minus: float = option(0.4, "chance that a term after the first is subtracted", low=0.0, high=1.0)
@@ -57,7 +60,7 @@ class ReasonerConfig(TrainConfig):
                             high=1.0, high_open=True)
     positions: str = option("learned", "position embedding of the GPT", choices=("learned", "relative"))
     mask_question: bool = option(True, "leave the question's tokens out of the loss (the model is given them)")
-    steps: int = option(3000, "gradient steps", low=1)
+    steps: int = option(1500, "gradient steps", low=1)
     batch_size: int = option(64, "problems per gradient step", low=1)
     learning_rate: float = option(2e-3, "AdamW's peak step size", low=0.0, low_open=True)
     weight_decay: float = option(0.1, "AdamW's decoupled weight decay (matrices only)", low=0.0)
