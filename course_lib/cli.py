@@ -269,6 +269,12 @@ def _report(summary: dict, out: str, rounding: str = "", threads: int | None = N
         print("\n".join(_game_results(summary["evaluation"])))
         print(f"files: {out}/summary.json, metrics.jsonl, checkpoint.pt")
         return
+    if "greedy_accuracy" in summary:  # the reasoner: greedy decoding on held-out problems
+        print(f"reasoner seed {summary['seed']}: greedy accuracy {summary['greedy_accuracy']:.2%} on "
+              f"{summary['eval_problems']:,} held-out problems · {summary['updates']:,} steps in "
+              f"{summary['train_seconds']:.1f} s of training{where}")
+        print(f"files: {out}/summary.json, metrics.jsonl, checkpoint.pt")
+        return
     if "test_accuracy" in summary:  # a classifier: scored on its data set's test split
         print(f"{summary['algo']} ({summary['model']}) {summary['dataset']} seed {summary['seed']}: test accuracy "
               f"{summary['test_accuracy']:.2%} on {summary['test_images']:,} images · "

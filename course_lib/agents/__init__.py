@@ -37,6 +37,7 @@ ALGORITHMS = {
     "alphazero": Algorithm("alphazero", "course_lib.agents.alphazero", "AlphaZeroConfig"),
     "muzero": Algorithm("muzero", "course_lib.agents.muzero", "MuZeroConfig"),
     "vit": Algorithm("vit", "course_lib.agents.vit", "ViTConfig"),
+    "reasoner": Algorithm("reasoner", "course_lib.agents.reasoner", "ReasonerConfig"),
 }
 
 

@@ -440,23 +440,34 @@ class GPT(nn.Module):
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, generator: torch.Generator | None = None,
-                 use_cache: bool = True) -> torch.Tensor:
+                 use_cache: bool = True, stop_token: int | None = None) -> torch.Tensor:
         """``idx [B, T]`` continued by ``new_tokens`` sampled tokens -> ``[B, T + new_tokens]``.
 
         ``temperature=0`` is greedy decoding. With ``use_cache`` the prompt is read once and
         each new token costs one token's forward pass; without it the whole context is
         recomputed every step (same tokens, slower: the benchmark compares the two).
+
+        ``stop_token``: a row that has produced it keeps producing it (it is padding from then on),
+        and decoding ends as soon as every row has, so the result may be shorter than
+        ``T + new_tokens`` (``[B, T + n]``, ``n <= new_tokens``). None (the default) always decodes
+        ``new_tokens``.
         """
         was_training = self.training
         self.eval()
         cache = self.new_cache() if use_cache else None
         out, step_input = idx, idx
+        done = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
         for _ in range(new_tokens):
+            if stop_token is not None and bool(done.all()):
+                break
             context = step_input if use_cache else out
             if not use_cache and self.positions is not None:
                 context = context[:, -self.cfg.max_len:]
             logits = self(context, cache=cache)[:, -1]
             nxt = sample_next_token(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+            if stop_token is not None:
+                nxt = nxt.masked_fill(done, stop_token)          # finished rows only pad
+                done |= nxt == stop_token
             out = torch.cat((out, nxt.unsqueeze(1)), dim=1)
             step_input = nxt.unsqueeze(1)
         self.train(was_training)
