@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from course_lib.agents import load_agent
-from course_lib.agents.reasoner import ReasonerConfig, answer_of, make_batch, train
+from course_lib.agents.reasoner import ReasonerConfig, make_batch, train
 from course_lib.nets.transformer import GPT, TransformerConfig
 from course_lib.reasoning.decoding import encode_prompt, greedy_paths, sample_paths
 from course_lib.reasoning.tasks import (CHARS, ArithmeticTask, check_trace, held_out_problems, tokenizer)
@@ -124,11 +124,6 @@ def test_sample_paths_shapes_determinism_and_greedy():
     assert encode_prompt(tok, "Q:")[0] == tok.id("<bos>")
     with pytest.raises(ValueError, match="k >= 1"):
         sample_paths(model, tok, prompts, 0)
-
-
-def test_answer_of():
-    assert answer_of("1+2=3;answer:3") == 3 and answer_of("answer:-12") == -12
-    assert answer_of("1+2=3;") is None and answer_of("answer:1x") is None
 
 
 # ------------------------------------------------------------------------------------ training

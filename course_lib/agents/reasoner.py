@@ -35,7 +35,8 @@ from ..core import Counters, Run, Stopwatch, TrainConfig, option
 from ..core.config import ConfigError
 from ..nets.transformer import GPT, TransformerConfig
 from ..reasoning.decoding import greedy_paths
-from ..reasoning.tasks import ANSWER_PREFIX, ArithmeticTask, Problem, held_out_problems, tokenizer
+from ..reasoning.voting import extract_answer
+from ..reasoning.tasks import ArithmeticTask, Problem, held_out_problems, tokenizer
 from .vit import warmup_cosine
 
 __all__ = ["ReasonerConfig", "build_networks", "train", "make_batch", "greedy_accuracy", "BENCHMARKS"]
@@ -121,22 +122,10 @@ def make_batch(problems: list[Problem], mask_question: bool = True) -> tuple[tor
     return inputs, targets
 
 
-def answer_of(path: str) -> int | None:
-    """The integer after the last ``answer:`` of a path, or None (a minimal extractor for scoring;
-    :mod:`course_lib.reasoning.voting` has the robust one)."""
-    i = path.rfind(ANSWER_PREFIX)
-    if i < 0:
-        return None
-    try:
-        return int(path[i + len(ANSWER_PREFIX):].strip())
-    except ValueError:
-        return None
-
-
 def greedy_accuracy(model: GPT, problems: list[Problem], max_rows: int = 1024) -> float:
     """The fraction of ``problems`` whose greedy path ends in the right ``answer:N``."""
     paths = greedy_paths(model, tokenizer(), [p.question for p in problems], max_rows=max_rows)
-    return sum(answer_of(t) == p.answer for t, p in zip(paths, problems)) / max(1, len(problems))
+    return sum(extract_answer(t) == p.answer for t, p in zip(paths, problems)) / max(1, len(problems))
 
 
 def _parameter_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
