@@ -46,7 +46,8 @@ def vote_curve(model: GPT, tok: CharTokenizer, questions: Sequence[str], answers
     """
     n, kmax = len(questions), max(ks)
     greedy = [extract_answer(p) for p in greedy_paths(model, tok, list(questions))]
-    out = {"greedy": sum(g == a for g, a in zip(greedy, answers)) / n, "curves": [], "path_accuracy": [],
+    right = lambda got, want: got is not None and got == want                     # no answer is never right
+    out = {"greedy": sum(right(g, a) for g, a in zip(greedy, answers)) / n, "curves": [], "path_accuracy": [],
            "seconds": []}
     for seed in seeds:
         start = time.perf_counter()
@@ -54,9 +55,9 @@ def vote_curve(model: GPT, tok: CharTokenizer, questions: Sequence[str], answers
                              seed=seed)
         out["seconds"].append(time.perf_counter() - start)
         read = [[extract_answer(p) for p in row] for row in paths]
-        out["curves"].append({k: sum(majority_vote(r[:k]).answer == a for r, a in zip(read, answers)) / n
+        out["curves"].append({k: sum(right(majority_vote(r[:k]).answer, a) for r, a in zip(read, answers)) / n
                               for k in ks})
-        out["path_accuracy"].append(sum(x == a for r, a in zip(read, answers) for x in r) / (n * kmax))
+        out["path_accuracy"].append(sum(right(x, a) for r, a in zip(read, answers) for x in r) / (n * kmax))
     for name, fn in (("mean", lambda v: sum(v) / len(v)), ("min", min), ("max", max)):
         out[name] = {k: fn([c[k] for c in out["curves"]]) for k in ks}
     return out
