@@ -266,6 +266,23 @@ def check_vit(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
             Measured("training time", s["train_seconds"], "s")]
 
 
+@register("reasoner", "Reasoning GPT on arithmetic traces (chapter 07's model), greedy accuracy on held-out problems",
+          algo="reasoner", full={"checkpoint_every": 0},
+          tiny={"preset": "quick", "steps": 4, "eval_problems": 2})
+def check_reasoner(ctx: Context, fields: dict[str, Any]) -> list[Measured]:
+    from .agents import load_agent
+
+    s = ctx.train("reasoner", fields)
+    ctx.expect_device("reasoner's model", next(load_agent(ctx.work_dir / "reasoner", ctx.device).model.parameters())
+                      .device)
+    out = [Measured(f"training steps/s ({s['config']['batch_size']} problems a step)", _rate(s["config"]["steps"], s["train_seconds"]),
+                    "steps/s"), Measured("training time", s["train_seconds"], "s")]
+    if s["greedy_accuracy"] > 0:          # the tiny profile's few steps solve nothing
+        out.insert(0, Measured(f"greedy accuracy on {s['eval_problems']} held-out problems", s["greedy_accuracy"],
+                               "share"))
+    return out
+
+
 @register("vit-cifar10-speed", "ViT of the cifar10 preset: training steps on random 32×32 images (no data "
           "download), to size a 200-epoch run", full={"batch_size": 128, "steps": 30},
           tiny={"batch_size": 2, "steps": 1, "d_model": 24, "n_heads": 2, "n_layers": 1, "d_ff": 24})

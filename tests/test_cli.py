@@ -124,7 +124,7 @@ def test_help_says_how_total_steps_is_rounded(capsys, algo, chunk):
     code, out, _ = run_main(capsys, "train", algo, "--help")
     (line,) = [line for line in out.splitlines() if line.strip().startswith("--total-steps")]
     assert code == 0 and f"the run takes whole {chunk}" in line and "rounded down to a multiple" in line, line
-    assert set(STEP_CHUNKS) == set(ALGORITHMS) - {"alphago", "vit"}  # stages and epochs, not a step budget
+    assert set(STEP_CHUNKS) == set(ALGORITHMS) - {"alphago", "vit", "reasoner"}  # stages, epochs, steps: no env
 
 
 @pytest.mark.parametrize("algo,values,expected", [
@@ -173,7 +173,7 @@ NO_EPISODE = {
 
 @pytest.mark.parametrize("algo", list(NO_EPISODE))
 def test_train_before_any_episode_ends_prints_its_summary(tmp_path, algo):
-    assert set(NO_EPISODE) == set(ALGORITHMS) - {"alphago", "vit"}  # no episodes of their own to wait for
+    assert set(NO_EPISODE) == set(ALGORITHMS) - {"alphago", "vit", "reasoner"}  # no episodes of their own
     proc = cli("train", algo, *NO_EPISODE[algo], "--device", "cpu", "--out", tmp_path / "run", "--quiet",
                check=True, timeout=300)
     first = proc.stdout.splitlines()[0]
