@@ -152,10 +152,9 @@ def test_cli_quick_run_resume_and_load_agent(tmp_path):
 
 
 def test_interrupted_run_resumes_identically(tmp_path):
-    cfg = ReasonerConfig.from_preset("quick") if hasattr(ReasonerConfig, "from_preset") else \
-        ReasonerConfig(**ReasonerConfig.presets["quick"])
     # (no deterministic=True: it imports torch._inductor, a minute here; one CPU thread is deterministic already)
-    cfg.steps, cfg.checkpoint_every, cfg.log_every, cfg.device = 40, 10, 10, "cpu"
+    cfg = ReasonerConfig.from_dict({"steps": 40, "checkpoint_every": 10, "log_every": 10, "device": "cpu"},
+                                   preset="quick")
     whole = train(cfg, tmp_path / "whole", progress=False)
 
     class Stop(Exception):

@@ -24,7 +24,6 @@ terms, 0 % with 4 after 750 of 1,500 steps.
 """
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -35,11 +34,11 @@ from torch import nn
 
 from ..core import Counters, Run, Stopwatch, TrainConfig, option
 from ..core.config import ConfigError
+from ..core.fit import warmup_cosine, weight_decay_groups
 from ..nets.transformer import GPT, TransformerConfig
 from ..reasoning.decoding import greedy_paths
 from ..reasoning.voting import extract_answer
 from ..reasoning.tasks import ArithmeticTask, Problem, held_out_problems, tokenizer
-from .vit import warmup_cosine
 
 __all__ = ["ReasonerConfig", "build_networks", "train", "make_batch", "greedy_accuracy", "BENCHMARKS"]
 
@@ -130,13 +129,6 @@ def greedy_accuracy(model: GPT, problems: list[Problem], max_rows: int = 1024) -
     return sum(extract_answer(t) == p.answer for t, p in zip(paths, problems)) / max(1, len(problems))
 
 
-def _parameter_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, keep = [], []
-    for p in net.parameters():
-        (decay if p.dim() >= 2 else keep).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
-
-
 @dataclass
 class ReasonerCounters(Counters):
     """``step`` and ``updates``: gradient steps; ``problems``: training problems seen."""
@@ -158,7 +150,7 @@ def train(config: ReasonerConfig | None = None, out: str | None = None, *, resum
     counters = ReasonerCounters()
     clock = Stopwatch(counters, device)
     model = build_networks(cfg)["model"].to(device)
-    optimizer = torch.optim.AdamW(_parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
                                   betas=(0.9, 0.98))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
                                                   lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.steps))

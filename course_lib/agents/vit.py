@@ -35,6 +35,7 @@ from torch import nn
 
 from ..core import Counters, Run, Stopwatch, TrainConfig, option
 from ..core.config import ConfigError
+from ..core.fit import warmup_cosine, weight_decay_groups
 from ..nets.transformer import TransformerConfig
 from ..vision.data import DATASETS, ImageData, load_dataset, random_flip, random_shift
 from ..vision.vit import ViT
@@ -173,24 +174,6 @@ def build_networks(cfg: ViTConfig) -> dict[str, nn.Module]:
     return {}
 
 
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    r"""The learning-rate factor at gradient step ``step`` (0-based): :math:`(s+1)/w` during the ``warmup`` steps,
-    then :math:`\tfrac12(1 + \cos(\pi\,\frac{s - w}{T - w}))` down to 0 at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _parameter_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay the matrices only: biases, LayerNorm gains, the class token and the position table keep their
-    scale (decaying them only pulls them to zero)."""
-    decay, keep = [], []
-    for name, p in net.named_parameters():
-        (decay if p.dim() >= 2 and not name.endswith("positions") else keep).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
-
-
 @torch.no_grad()
 def evaluate_accuracy(net: nn.Module, data: ImageData, images: torch.Tensor, labels: torch.Tensor,
                       batch_size: int = 1000) -> float:
@@ -252,7 +235,7 @@ def train(config: ViTConfig | None = None, out: str | None = None, *, resume: bo
         return _train_svc(cfg, data, run, counters, clock, base, keep_network)
 
     net = build_networks(cfg)["net"].to(device)
-    optimizer = torch.optim.AdamW(_parameter_groups(net, cfg.weight_decay), lr=cfg.learning_rate)
+    optimizer = torch.optim.AdamW(weight_decay_groups(net, cfg.weight_decay), lr=cfg.learning_rate)
     total, warmup = cfg.epochs * steps_per_epoch, round(cfg.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, warmup, total))
     run.restore(net=net, optimizer=optimizer, scheduler=scheduler, counters=counters)

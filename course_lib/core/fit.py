@@ -14,6 +14,7 @@ reconstruction of a world model's frames. The loop is the same each time::
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping
 
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 
 from .metrics import ProgressBar
 
-__all__ = ["fit"]
+__all__ = ["fit", "warmup_cosine", "weight_decay_groups"]
 
 
 def fit(net: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], n: int, steps: int, batch_size: int, *,
@@ -84,3 +85,21 @@ def fit(net: nn.Module, loss_fn: Callable[[torch.Tensor], torch.Tensor], n: int,
     bar.close()
     net.eval()
     return history
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    r"""The learning-rate factor at gradient step ``step`` (0-based): :math:`(s+1)/w` during the ``warmup`` steps,
+    then :math:`\tfrac12(1 + \cos(\pi\,\frac{s - w}{T - w}))` down to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def weight_decay_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups that decay the matrices only: biases, LayerNorm gains, a class token and a
+    parameter named ``positions`` (a position table) keep their scale (decaying them only pulls them to zero)."""
+    decay, keep = [], []
+    for name, p in net.named_parameters():
+        (decay if p.dim() >= 2 and not name.endswith("positions") else keep).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": keep, "weight_decay": 0.0}]
